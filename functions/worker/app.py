@@ -1,0 +1,103 @@
+"""Worker entry point: evaluate the members named on the work queue and record new milestones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from community_milestones.config import WorkerSettings
+from community_milestones.errors import MilestonesError
+from community_milestones.evaluation import MemberEvaluator
+from community_milestones.members import EvaluationRequest
+from community_milestones.queueing import DeadLetters
+from community_milestones.returning_ai import ReturningAIClient
+from community_milestones.rules import load_rules
+from community_milestones.secrets import SecretValue
+from community_milestones.storage import MilestoneStore
+
+settings = WorkerSettings.from_env()
+rules = load_rules(settings.rules_file)
+rules.check_window(settings.stats_window_days)
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+sqs = boto3.client("sqs")
+dead_letters = DeadLetters(sqs, settings.dead_letter_queue_url)
+platform = ReturningAIClient(
+    settings.platform_base_url,
+    token=SecretValue(settings.api_token_secret_arn, max_age=settings.secret_max_age_seconds),
+    days=settings.stats_window_days,
+    timeout=settings.platform_timeout_seconds,
+)
+evaluator = MemberEvaluator(
+    stats=platform, rules=rules, milestones=MilestoneStore(boto3.resource("dynamodb").Table(settings.table_name))
+)
+
+
+@tracer.capture_method
+def evaluate_record(record: SQSRecord) -> None:
+    """Evaluate one queued request; raising marks only this message as failed, to be retried."""
+    receive_count = int(record.attributes.approximate_receive_count)
+    try:
+        request = EvaluationRequest.model_validate_json(record.body)
+    except ValidationError as exc:
+        park(record, f"the message is not an evaluation request ({exc.error_count()} errors)", "MalformedMessage")
+        return
+
+    logger.append_keys(correlation_id=request.correlation_id, member_key=request.member.key, trigger=request.trigger)
+    try:
+        outcome = evaluator.evaluate(request)
+    except Exception as exc:
+        retryable = not isinstance(exc, MilestonesError) or exc.retryable
+        if retryable and receive_count < settings.max_receive_count:
+            metrics.add_metric(name="EvaluationsRetried", unit=MetricUnit.Count, value=1)
+            logger.warning("evaluation failed, will be retried", extra={"reason": str(exc), "attempt": receive_count})
+            raise
+        park(record, str(exc) or type(exc).__name__, type(exc).__name__)
+        return
+    finally:
+        logger.remove_keys(["correlation_id", "member_key", "trigger"])
+
+    metrics.add_metric(name="MembersEvaluated", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="MilestonesWritten", unit=MetricUnit.Count, value=len(outcome.written))
+    logger.info(
+        "member evaluated",
+        extra={
+            "member_key": outcome.member_key,
+            "reached": outcome.reached,
+            "written": outcome.written,
+            "already_recorded": outcome.already_recorded,
+        },
+    )
+
+
+def park(record: SQSRecord, reason: str, kind: str) -> None:
+    """Move work that cannot succeed to the dead-letter queue, with its reason."""
+    dead_letters.park(
+        record.body,
+        reason=reason,
+        kind=kind,
+        source_message_id=record.message_id,
+        receive_count=int(record.attributes.approximate_receive_count),
+    )
+    metrics.add_metric(name="EvaluationsDeadLettered", unit=MetricUnit.Count, value=1)
+    logger.error("evaluation dead-lettered", extra={"reason": reason, "kind": kind, "message_id": record.message_id})
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    """Lambda entry point for the SQS event source; reports failures per message."""
+    return process_partial_response(event=event, record_handler=evaluate_record, processor=processor, context=context)

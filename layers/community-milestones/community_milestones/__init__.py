@@ -1,0 +1,1 @@
+"""Community milestones: Returning.AI activity turned into milestone records."""

@@ -1,0 +1,68 @@
+"""Settings read from the environment at start-up, one model per function."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from community_milestones.errors import ConfigurationError
+
+DEFAULT_PLATFORM_BASE_URL = "https://integration.returning.ai/apis/v1"
+
+
+class Settings(BaseModel):
+    """Base of the settings models: environment variable names are the field names in upper case."""
+
+    model_config = ConfigDict(alias_generator=str.upper, populate_by_name=True, frozen=True, extra="ignore")
+
+    table_name: str = Field(min_length=3)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Read the settings from `environ` (the process environment by default).
+
+        Raises:
+            ConfigurationError: naming every missing or invalid variable; values are never echoed.
+        """
+        source = os.environ if environ is None else environ
+        try:
+            return cls.model_validate(dict(source))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+            )
+            raise ConfigurationError(f"invalid {cls.__name__} from the environment: {problems}") from None
+
+
+class WebhookSettings(Settings):
+    """Settings of the webhook function."""
+
+    queue_url: str = Field(min_length=1)
+    webhook_key_secret_arn: str = Field(min_length=1)
+    secret_max_age_seconds: int = Field(default=300, ge=0, le=86_400)
+
+
+class WorkerSettings(Settings):
+    """Settings of the worker function."""
+
+    api_token_secret_arn: str = Field(min_length=1)
+    dead_letter_queue_url: str = Field(min_length=1)
+    platform_base_url: str = Field(default=DEFAULT_PLATFORM_BASE_URL, pattern=r"^https?://[^\s/]+(/\S*)?$")
+    stats_window_days: int = Field(default=30, ge=1, le=365)
+    platform_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    max_receive_count: int = Field(default=5, ge=1)
+    secret_max_age_seconds: int = Field(default=300, ge=0, le=86_400)
+    rules_file: Path | None = None
+
+
+class ScanSettings(Settings):
+    """Settings of the scan function."""
+
+    queue_url: str = Field(min_length=1)
+    scan_period_hours: int = Field(default=24, ge=1, le=24 * 90)
+    scan_page_size: int = Field(default=100, ge=1, le=1000)
+    scan_safety_margin_ms: int = Field(default=10_000, ge=0)

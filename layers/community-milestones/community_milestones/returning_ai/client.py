@@ -1,0 +1,159 @@
+"""A small client for the Returning.AI Integration API's stats endpoint."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Protocol
+
+import httpx
+from pydantic import ValidationError
+
+from community_milestones.errors import (
+    ContractViolation,
+    MemberNotFound,
+    PlatformAuthError,
+    PlatformError,
+    PlatformRequestRejected,
+    PlatformUnavailable,
+)
+from community_milestones.members import MemberRef
+from community_milestones.returning_ai.models import ActivityStats, StatsEnvelope
+
+logger = logging.getLogger(__name__)
+
+STATS_PATH = "users/activity/stats"
+USER_AGENT = "community-milestones/0.1"
+
+
+class TokenProvider(Protocol):
+    """Returns the API key; `refresh=True` asks for a fresh read, bypassing any cache."""
+
+    def __call__(self, *, refresh: bool = False) -> str: ...
+
+
+class ReturningAIClient:
+    """Fetches members' activity stats with the Integration API's Bearer key.
+
+    Parameters:
+        base_url: the Integration API root, e.g. ``https://integration.returning.ai/apis/v1``.
+        token: where the API key comes from; it is read on each call so a rotated key is picked up.
+        days: the stats window in days.
+        timeout: seconds allowed for each request.
+        transport: an httpx transport, for tests.
+
+    Example::
+
+        client = ReturningAIClient("https://integration.returning.ai/apis/v1", token=provider, days=30)
+        stats = client.fetch_activity_stats(MemberRef(identifier="188055"))
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: TokenProvider,
+        days: int = 30,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._token = token
+        self.days = days
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/") + "/",
+            timeout=timeout,
+            transport=transport,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._http.close()
+
+    def fetch_activity_stats(self, member: MemberRef) -> ActivityStats:
+        """Return the member's activity over the window.
+
+        A 401 is answered once by re-reading the key, so a rotated key needs no redeploy.
+
+        Raises:
+            PlatformAuthError, PlatformRequestRejected, MemberNotFound, PlatformUnavailable, ContractViolation
+        """
+        body = {"identifier": member.identifier, "identifier_type": member.identifier_type, "days": self.days}
+        response = self._post(STATS_PATH, body, refresh_token=False)
+        if response.status_code == 401:
+            logger.info("api key refused, reading it again from the secret")
+            response = self._post(STATS_PATH, body, refresh_token=True)
+        self._raise_for_status(response, member)
+        return self._parse_stats(response)
+
+    def _post(self, path: str, body: dict[str, object], *, refresh_token: bool) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self._token(refresh=refresh_token)}"}
+        try:
+            return self._http.post(path, json=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise PlatformUnavailable(f"the platform did not answer in time ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise PlatformUnavailable(f"the platform could not be reached ({type(exc).__name__})") from exc
+
+    def _raise_for_status(self, response: httpx.Response, member: MemberRef) -> None:
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+
+        reason = _error_message(response)
+        if status in (401, 403):
+            what = "refused" if status == 401 else "lacks the 'Get User Stats' permission"
+            raise PlatformAuthError(f"the API key was {what}: {reason}", status_code=status)
+        if status == 400:
+            raise PlatformRequestRejected(
+                f"the platform rejected the stats request (days={self.days}, "
+                f"identifier_type={member.identifier_type}): {reason}",
+                status_code=status,
+            )
+        if status == 404:
+            raise MemberNotFound(f"the platform does not know member {member.key}: {reason}", status_code=status)
+        if status == 429 or status >= 500:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            raise PlatformUnavailable(
+                f"the platform answered {status}: {reason}", status_code=status, retry_after=retry_after
+            )
+        raise PlatformError(f"the platform answered {status}: {reason}", status_code=status)
+
+    @staticmethod
+    def _parse_stats(response: httpx.Response) -> ActivityStats:
+        try:
+            return StatsEnvelope.model_validate_json(response.content).data
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+            )
+            raise ContractViolation(f"the stats response breaks the contract: {problems}") from None
+
+
+def _error_message(response: httpx.Response) -> str:
+    """The `message` of an error body when there is one, else the start of the raw text."""
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("message"), str):
+        return str(payload["message"])[:300]
+    return response.text[:300] or response.reason_phrase
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header given in seconds or as an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())

@@ -1,0 +1,111 @@
+"""The rules file: which milestones exist and what reaches each one."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+
+from community_milestones.errors import RulesError
+
+Metric = Literal["messages", "replies", "reactions", "socials", "activity"]
+MilestoneId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+DEFAULT_RULES = "default.yaml"
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: MilestoneId
+    title: str = Field(min_length=1, max_length=200)
+    metric: Metric = "activity"
+
+
+class WindowTotalRule(_Rule):
+    """Reached when the metric's total over the stats window reaches `threshold`."""
+
+    kind: Literal["window_total"]
+    threshold: PositiveInt
+
+
+class StreakRule(_Rule):
+    """Reached after `days` consecutive calendar days with at least `min_per_day` of the metric."""
+
+    kind: Literal["streak"]
+    days: Annotated[int, Field(ge=2)]
+    min_per_day: PositiveInt = 1
+
+
+class ActiveDaysRule(_Rule):
+    """Reached after `days` calendar days in the window, not necessarily consecutive, with activity."""
+
+    kind: Literal["active_days"]
+    days: PositiveInt
+    min_per_day: PositiveInt = 1
+
+
+MilestoneRule = Annotated[WindowTotalRule | StreakRule | ActiveDaysRule, Field(discriminator="kind")]
+
+
+class RuleSet(BaseModel):
+    """Every milestone of the community, each identified by a stable id."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: Literal[1]
+    milestones: list[MilestoneRule] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Self:
+        ids = [rule.id for rule in self.milestones]
+        repeated = sorted({milestone_id for milestone_id in ids if ids.count(milestone_id) > 1})
+        if repeated:
+            raise ValueError(f"milestone ids must be unique; repeated: {', '.join(repeated)}")
+        return self
+
+    def check_window(self, window_days: int) -> None:
+        """Refuse rules that a window of `window_days` days can never reach.
+
+        Raises:
+            RulesError: naming the unreachable milestones.
+        """
+        unreachable = [
+            rule.id
+            for rule in self.milestones
+            if isinstance(rule, StreakRule | ActiveDaysRule) and rule.days > window_days
+        ]
+        if unreachable:
+            raise RulesError(
+                f"milestones need more days than the {window_days}-day stats window: {', '.join(unreachable)}"
+            )
+
+
+def load_rules(path: Path | None = None) -> RuleSet:
+    """Read and validate a rules file; without a path, the packaged default set.
+
+    Raises:
+        RulesError: the file is missing, is not YAML or does not describe valid rules.
+    """
+    try:
+        if path is None:
+            text = resources.files("community_milestones.rules").joinpath(DEFAULT_RULES).read_text(encoding="utf-8")
+            source = f"the default rules ({DEFAULT_RULES})"
+        else:
+            text = path.read_text(encoding="utf-8")
+            source = str(path)
+    except OSError as exc:
+        raise RulesError(f"cannot read the rules file {path}: {exc.strerror}") from exc
+
+    try:
+        document = yaml.safe_load(text)
+        return RuleSet.model_validate(document)
+    except yaml.YAMLError as exc:
+        raise RulesError(f"{source} is not valid YAML: {exc}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        raise RulesError(f"{source} holds invalid rules: {problems}") from None
