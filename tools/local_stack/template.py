@@ -13,9 +13,12 @@ import copy
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
 
 __all__ = [
     "TEMPLATE_PATH",
@@ -52,7 +55,14 @@ _FUNCTION_TAGS = (
 )
 
 # Queue properties that CreateQueue takes as attributes of the same name.
-_QUEUE_ATTRIBUTES = ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds")
+_QUEUE_ATTRIBUTES: tuple["QueueAttributeNameType", ...] = (
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds",
+    "SqsManagedSseEnabled",
+    "VisibilityTimeout",
+)
 
 # The keys of a CloudFormation global secondary index that CreateTable also accepts.
 _INDEX_KEYS = ("IndexName", "KeySchema", "Projection")
@@ -187,7 +197,9 @@ def table_create_kwargs(
     return kwargs
 
 
-def queue_attributes(template: dict[str, Any], logical_id: str, dead_letter_arn: str | None = None) -> dict[str, str]:
+def queue_attributes(
+    template: dict[str, Any], logical_id: str, dead_letter_arn: str | None = None
+) -> dict["QueueAttributeNameType", str]:
     """Build the Attributes of an SQS `create_queue` call from the queue's definition.
 
     Parameters:
@@ -200,8 +212,8 @@ def queue_attributes(template: dict[str, Any], logical_id: str, dead_letter_arn:
         ValueError: `dead_letter_arn` is missing for a queue with a RedrivePolicy, or given for one without.
     """
     properties = resource(template, logical_id)
-    attributes = {
-        name: str(_literal(properties[name], f"{logical_id}.{name}"))
+    attributes: dict[QueueAttributeNameType, str] = {
+        name: _attribute_value(_literal(properties[name], f"{logical_id}.{name}"))
         for name in _QUEUE_ATTRIBUTES
         if name in properties
     }
@@ -219,6 +231,13 @@ def queue_attributes(template: dict[str, Any], logical_id: str, dead_letter_arn:
         {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": max_receive_count}
     )
     return attributes
+
+
+def _attribute_value(value: Any) -> str:
+    """Write a template value the way SQS attributes spell it: booleans as "true" or "false"."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _literal(value: Any, where: str) -> Any:
