@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -10,11 +11,12 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from community_milestones.clock import utc_now
 from community_milestones.config import WebhookSettings
-from community_milestones.errors import ConfigurationError, DeliveryError
+from community_milestones.errors import ConfigurationError, DeliveryError, MalformedDelivery
 from community_milestones.members import EvaluationRequest
 from community_milestones.queueing import WorkQueue
 from community_milestones.secrets import SecretValue
@@ -45,7 +47,7 @@ def accept(event_type: str) -> Response[str]:
     """Authenticate, parse, register and enqueue; every refusal happens before anything is written."""
     event = app.current_event
     verifier.verify(event.headers)
-    delivery = parse_delivery(event.decoded_body)
+    delivery = parse_delivery(raw_body(event))
 
     correlation_id = event.headers.get("webhook-id") or event.request_context.request_id
     now = utc_now()
@@ -82,6 +84,17 @@ def unavailable(exc: ConfigurationError) -> Response[str]:
 
 app.exception_handler(DeliveryError)(refuse)
 app.exception_handler(ConfigurationError)(unavailable)
+
+
+def raw_body(event: APIGatewayProxyEventV2) -> bytes:
+    """The body exactly as sent: decoding it is the parser's job, so a bad encoding is a 400, not a crash."""
+    body = event.body or ""
+    if event.is_base64_encoded:
+        try:
+            return base64.b64decode(body, validate=True)
+        except ValueError:
+            raise MalformedDelivery("the body is not valid base64") from None
+    return body.encode("utf-8", errors="surrogateescape")
 
 
 def _json(status: int, body: dict[str, Any]) -> Response[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Iterator, Mapping
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import httpx
 from moto.server import ThreadedMotoServer
 
 from local_stack.template import load_template, queue_attributes, table_create_kwargs
@@ -64,10 +66,14 @@ def moto_server() -> Iterator[str]:
     """Run moto in server mode on 127.0.0.1, on a port the OS picks; yields its endpoint URL."""
     server = ThreadedMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
     server.start()
+    host, port = server.get_host_and_port()
+    endpoint_url = f"http://{host}:{port}"
     try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
+        yield endpoint_url
     finally:
+        # moto keeps its state per process, not per server: clear it for the next stack.
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.post(f"{endpoint_url}/moto-api/reset", trust_env=False, timeout=10)
         server.stop()
 
 

@@ -92,7 +92,11 @@ class HttpApiFront:
                 headers = dict(self.headers.items())
                 event = http_api_event(self.command, self.path, headers, body, self.client_address[0])
                 started = time.perf_counter()
-                result = front._invoke(event)
+                try:
+                    result = front._invoke(event)
+                except Exception:
+                    # What API Gateway answers when the function itself fails.
+                    result = {"statusCode": 500, "body": '{"message":"Internal Server Error"}'}
                 front.latencies_ms.append((time.perf_counter() - started) * 1000)
                 payload = result.get("body") or ""
                 raw = base64.b64decode(payload) if result.get("isBase64Encoded") else str(payload).encode("utf-8")

@@ -112,6 +112,7 @@ class LocalStack:
 
         self.session = boto3.session.Session()
         self.sqs = self.session.client("sqs")
+        self._exit.callback(self.sqs.close)
         self.table = self.session.resource("dynamodb").Table(self.resources.table_name)
 
     def _load_functions(self) -> None:

@@ -1,0 +1,3 @@
+"""Builders shared by the tests."""
+
+VALUE = 1
