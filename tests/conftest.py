@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -11,10 +10,10 @@ import pytest
 from moto import mock_aws
 
 from local_stack.template import load_template, queue_attributes, table_create_kwargs
+from tests.helpers import Queues
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
-    from mypy_boto3_sqs import SQSClient
 
 REGION = "us-east-1"
 TABLE_NAME = "community-milestones-test"
@@ -29,15 +28,6 @@ _ENDPOINT_VARIABLES = (
     "AWS_ENDPOINT_URL_SECRETS_MANAGER",
     "AWS_PROFILE",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Queues:
-    """The work queue and its dead-letter queue, as the template defines them."""
-
-    sqs: SQSClient
-    work_url: str
-    dead_letter_url: str
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ AS_OF = date(2026, 11, 30)
 def expected_milestones(stack: LocalStack, members: list[CommunityMember]) -> set[tuple[str, str]]:
     """(member key, milestone id) pairs the default rules give for the stand-in's activity."""
     rules = load_rules()
-    expected = set()
+    expected: set[tuple[str, str]] = set()
     for member in members:
         stats = ActivityStats.model_validate(stack.community.stats(member, 30))
         key = MemberRef(identifier=member.user_id).key

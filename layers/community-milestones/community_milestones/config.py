@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from community_milestones.errors import ConfigurationError
 
@@ -57,6 +57,11 @@ class WorkerSettings(Settings):
     max_receive_count: int = Field(default=5, ge=1)
     secret_max_age_seconds: int = Field(default=300, ge=0, le=86_400)
     rules_file: Path | None = None
+
+    @field_validator("rules_file", mode="before")
+    @classmethod
+    def _blank_means_default(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 class ScanSettings(Settings):
