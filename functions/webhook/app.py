@@ -82,6 +82,13 @@ def unavailable(exc: ConfigurationError) -> Response[str]:
     return _json(503, {"status": "error", "message": "the webhook receiver is not configured; try again later"})
 
 
+def not_found(_exc: Exception) -> Response[str]:
+    """A route this API does not serve."""
+    metrics.add_metric(name="DeliveriesUnrouted", unit=MetricUnit.Count, value=1)
+    return _json(404, {"status": "error", "message": "no webhook is served at this path"})
+
+
+app.not_found(not_found)
 app.exception_handler(DeliveryError)(refuse)
 app.exception_handler(ConfigurationError)(unavailable)
 

@@ -127,7 +127,7 @@ def test_each_kind_is_reached_exactly_from_its_threshold(
 
     # THEN the measured value is exact, and the milestone is reached only from the threshold on
     assert measure(rules.milestones[0], stats) == value
-    threshold = rule.get("threshold", rule.get("days"))
+    threshold = rule["threshold"] if rule["kind"] == "window_total" else rule["days"]
     expected = [MilestoneReached(rule["id"], rule["kind"], rule.get("metric", "activity"), value, threshold)]
     assert found == (expected if reached else [])
 
@@ -339,7 +339,8 @@ def test_window_total_reads_the_platforms_totals_rather_than_the_listed_days() -
             id="extra-field",
         ),
         pytest.param(
-            "version: 1\nmilestones:\n  - id: m\n    title: M\n    kind: window_total\n    metric: karma\n    threshold: 1\n",
+            "version: 1\nmilestones:\n  - id: m\n    title: M\n    kind: window_total\n"
+            "    metric: karma\n    threshold: 1\n",
             "milestones.0.window_total.metric",
             id="unknown-metric",
         ),

@@ -30,7 +30,7 @@ class SecretValue:
             value = self._provider.get(self._secret_id, max_age=self._max_age, force_fetch=refresh)
         except GetParameterError as exc:
             raise ConfigurationError(
-                f"cannot read the secret {self._secret_id} ({type(exc.__cause__).__name__})"
+                f"cannot read the secret {self._secret_id} ({type(exc.__cause__ or exc.__context__).__name__})"
             ) from None
         if not isinstance(value, str) or not value.strip():
             raise ConfigurationError(f"the secret {self._secret_id} holds no text value")

@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 STATS_PATH = "users/activity/stats"
 USER_AGENT = "community-milestones/0.1"
+MAX_RETRY_AFTER_SECONDS = 12 * 3600.0
+"""SQS cannot hide a message for longer than 12 hours; a longer wait is not worth honouring."""
 
 
 class TokenProvider(Protocol):
@@ -148,12 +150,12 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER_SECONDS)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return min(max(0.0, (when - (now or datetime.now(UTC))).total_seconds()), MAX_RETRY_AFTER_SECONDS)

@@ -98,6 +98,8 @@ def load_rules(path: Path | None = None) -> RuleSet:
             source = str(path)
     except OSError as exc:
         raise RulesError(f"cannot read the rules file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise RulesError(f"the rules file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
 
     try:
         document = yaml.safe_load(text)
