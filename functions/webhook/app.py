@@ -22,6 +22,7 @@ from community_milestones.queueing import WorkQueue
 from community_milestones.secrets import SecretValue
 from community_milestones.storage import MemberStore
 from community_milestones.webhooks import SharedKeyVerifier, parse_delivery
+from community_milestones.webhooks.deliveries import MAX_ID_LENGTH
 
 USER_JOINS_SERVER = "user-joins-server"
 
@@ -49,7 +50,7 @@ def accept(event_type: str) -> Response[str]:
     verifier.verify(event.headers)
     delivery = parse_delivery(raw_body(event))
 
-    correlation_id = event.headers.get("webhook-id") or event.request_context.request_id
+    correlation_id = correlation_id_of(event)
     now = utc_now()
     members.register(delivery.member, now=now, event_type=event_type, community_id=delivery.community_id)
     message_id = work_queue.send(
@@ -91,6 +92,14 @@ def not_found(_exc: Exception) -> Response[str]:
 app.not_found(not_found)
 app.exception_handler(DeliveryError)(refuse)
 app.exception_handler(ConfigurationError)(unavailable)
+
+
+def correlation_id_of(event: APIGatewayProxyEventV2) -> str:
+    """The delivery's `webhook-id` when it sends a usable one, else the API's request id."""
+    webhook_id = (event.headers.get("webhook-id") or "").strip()
+    if len(webhook_id) > MAX_ID_LENGTH:
+        raise MalformedDelivery(f"the webhook-id header is longer than {MAX_ID_LENGTH} characters")
+    return webhook_id or event.request_context.request_id
 
 
 def raw_body(event: APIGatewayProxyEventV2) -> bytes:

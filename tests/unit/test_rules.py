@@ -228,6 +228,14 @@ def test_active_days_count_only_days_with_min_per_day() -> None:
     assert measure(rule, stats) == 2
 
 
+def test_measure_refuses_an_object_that_is_not_a_rule() -> None:
+    # GIVEN something that is not a milestone rule
+    # WHEN it is measured
+    # THEN the error names its type
+    with pytest.raises(TypeError, match="no measure for dict"):
+        measure({"kind": "streak"}, make_stats({"2025-08-18": 1}))
+
+
 def test_longest_run_of_no_days_is_zero_and_of_scattered_days_one() -> None:
     # GIVEN no days, and days that never touch each other
     scattered = {date(2025, 8, 1), date(2025, 8, 3), date(2025, 8, 5)}

@@ -5,7 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+import pytest
 from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
+from pydantic import ValidationError
 
 from community_milestones.members import MemberRef, Trigger
 from community_milestones.rules import MilestoneReached
@@ -242,6 +246,23 @@ def test_claim_of_an_unregistered_member_fails(table: Table) -> None:
     assert not members.claim(DueMember(member=ADA, next_scan_at=int(NOW.timestamp())), next_scan_at=1, now=NOW)
 
 
+@pytest.mark.parametrize("operation", ["claim", "release"])
+def test_claim_and_release_let_other_dynamodb_errors_through(table: Table, operation: str) -> None:
+    # GIVEN a table that throttles the next write
+    members = MemberStore(table)
+    due = DueMember(member=ADA, next_scan_at=int(NOW.timestamp()))
+    stubber = Stubber(table.meta.client)
+    stubber.add_client_error("update_item", service_error_code="ProvisionedThroughputExceededException")
+
+    # WHEN a scan claims or releases a member
+    # THEN the error reaches the caller instead of passing for a lost race
+    with stubber, pytest.raises(ClientError, match="ProvisionedThroughputExceededException"):
+        if operation == "claim":
+            members.claim(due, next_scan_at=1, now=NOW)
+        else:
+            members.release(due, claimed_next_scan_at=1)
+
+
 # ---------------------------------------------------------------------------
 # Milestone records
 # ---------------------------------------------------------------------------
@@ -288,6 +309,26 @@ def test_a_second_record_is_refused_and_the_first_stands(table: Table) -> None:
     assert item["reached_at"] == NOW.isoformat()
     assert item["trigger"] == "webhook"
     assert item["correlation_id"] == "delivery-1"
+
+
+def test_record_lets_other_dynamodb_errors_through(table: Table) -> None:
+    # GIVEN a table that throttles the next write
+    stubber = Stubber(table.meta.client)
+    stubber.add_client_error("put_item", service_error_code="ProvisionedThroughputExceededException")
+
+    # WHEN a milestone is recorded
+    # THEN the error reaches the caller instead of passing for an existing record
+    with stubber, pytest.raises(ClientError, match="ProvisionedThroughputExceededException"):
+        MilestoneStore(table).record(record_of(ADA, reached_at=NOW, trigger="webhook", correlation_id="c"))
+
+
+@pytest.mark.parametrize("identifier", ["", "   "])
+def test_a_member_needs_a_non_blank_identifier(identifier: str) -> None:
+    # GIVEN an empty or blank identifier
+    # WHEN a member reference is made of it
+    # THEN it is refused before it can become a key
+    with pytest.raises(ValidationError):
+        MemberRef(identifier=identifier)
 
 
 def test_reached_ids_lists_only_the_members_milestones(table: Table) -> None:

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import json
+import uuid
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
+import boto3
 import pytest
 
 from community_milestones.errors import DeliveryError, DeliveryUnauthorized, MalformedDelivery
 from community_milestones.members import MemberRef
 from community_milestones.webhooks import Delivery, SharedKeyVerifier, parse_delivery
+from local_stack.functions import LocalContext, load_function
+from tests.helpers import Queues, receive_all
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
 
 WEBHOOK_KEY = "9f2c4e1a-webhook-key"
+SAMPLE_DELIVERY = Path(__file__).resolve().parents[2] / "events" / "webhook-user-joins-server.json"
 
 
 def verifier(key: str = WEBHOOK_KEY) -> SharedKeyVerifier:
@@ -236,3 +247,90 @@ def test_delivery_errors_map_to_client_errors() -> None:
     assert issubclass(DeliveryUnauthorized, DeliveryError)
     assert issubclass(MalformedDelivery, DeliveryError)
     assert (DeliveryUnauthorized.status_code, MalformedDelivery.status_code) == (401, 400)
+
+
+def test_an_oversized_community_id_is_malformed() -> None:
+    # GIVEN a body whose community id is far longer than any id (500 kB; a DynamoDB item holds 400 kB)
+    body = json.dumps({"userId": "188055", "communityId": "c" * 500_000})
+
+    # WHEN it is parsed
+    # THEN it is refused as malformed, as an over-long user id is, instead of reaching the table and the queue
+    with pytest.raises(MalformedDelivery):
+        parse_delivery(body)
+
+
+# ---------------------------------------------------------------------------
+# The webhook entry point: a refused delivery is a 4xx and leaves no trace
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def webhook(monkeypatch: pytest.MonkeyPatch, table: Table, queues: Queues) -> ModuleType:
+    """The webhook function, loaded as a cold start against the moto table, queue and secret."""
+    secret = boto3.client("secretsmanager").create_secret(Name="webhook-key", SecretString=WEBHOOK_KEY)
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", f"webhook-{uuid.uuid4().hex[:8]}")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "CommunityMilestonesTest")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    monkeypatch.setenv("TABLE_NAME", table.name)
+    monkeypatch.setenv("QUEUE_URL", queues.work_url)
+    monkeypatch.setenv("WEBHOOK_KEY_SECRET_ARN", secret["ARN"])
+    return load_function("webhook")
+
+
+def deliver(webhook: ModuleType, *, body: str, headers: dict[str, str] | None = None) -> int:
+    event: dict[str, Any] = json.loads(SAMPLE_DELIVERY.read_text(encoding="utf-8"))
+    event["headers"] = {**event["headers"], "x-api-key": WEBHOOK_KEY, **(headers or {})}
+    event["body"] = body
+    response = webhook.handler(event, LocalContext(function_name="webhook"))
+    return int(response["statusCode"])
+
+
+def test_the_entry_point_accepts_a_sample_delivery(webhook: ModuleType, table: Table, queues: Queues) -> None:
+    # GIVEN a well-formed delivery with the right key
+    # WHEN the webhook handles it
+    status = deliver(webhook, body=json.dumps({"userId": "188055"}))
+
+    # THEN it is accepted, registered and enqueued
+    assert status == 202
+    assert table.scan()["Count"] == 1
+    assert len(receive_all(queues.sqs, queues.work_url)) == 1
+
+
+# An unhandled error publishes no metrics; Powertools warns about that, which would hide the error itself.
+@pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+def test_an_over_long_webhook_id_never_makes_a_500(webhook: ModuleType, table: Table, queues: Queues) -> None:
+    # GIVEN a delivery whose webhook-id header, the correlation id, is longer than a work item allows (256)
+    headers = {"webhook-id": "w" * 300}
+
+    # WHEN the webhook handles it
+    status = deliver(webhook, body=json.dumps({"userId": "188055"}), headers=headers)
+
+    # THEN it answers without a server error, and a member is registered only if its evaluation is enqueued
+    assert status < 500
+    assert table.scan()["Count"] == len(receive_all(queues.sqs, queues.work_url))
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+def test_a_deeply_nested_body_gets_a_400_from_the_entry_point(webhook: ModuleType, table: Table) -> None:
+    # GIVEN an authenticated delivery whose body nests 100 000 arrays
+    body = '{"userId": ' + "[" * 100_000 + "]" * 100_000 + "}"
+
+    # WHEN the webhook handles it
+    status = deliver(webhook, body=body)
+
+    # THEN it answers 400 and writes nothing
+    assert status == 400
+    assert table.scan()["Count"] == 0
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+def test_an_oversized_community_id_gets_a_400_from_the_entry_point(webhook: ModuleType, table: Table) -> None:
+    # GIVEN an authenticated delivery whose community id alone exceeds a DynamoDB item (400 kB)
+    body = json.dumps({"userId": "188055", "communityId": "c" * 500_000})
+
+    # WHEN the webhook handles it
+    status = deliver(webhook, body=body)
+
+    # THEN it answers 400 and writes nothing
+    assert status == 400
+    assert table.scan()["Count"] == 0

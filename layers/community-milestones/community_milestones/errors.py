@@ -7,7 +7,8 @@ The hierarchy lets callers catch by kind::
     │   └── RulesError              the rules file is invalid
     ├── DeliveryError               a webhook delivery was refused (maps to a 4xx)
     │   ├── DeliveryUnauthorized    the shared key is missing or wrong (401)
-    │   └── MalformedDelivery       the body cannot be used (400)
+    │   ├── MalformedDelivery       the body cannot be used (400)
+    │   └── DeliveryTooLarge        the body is too large to be a delivery (413)
     └── PlatformError               a call to the Returning.AI API failed
         ├── PlatformAuthError       401 or 403: the API key is invalid, expired or lacks a permission
         ├── PlatformRequestRejected 400: the platform refused the request as sent
@@ -51,6 +52,12 @@ class MalformedDelivery(DeliveryError):
     """The delivery body cannot be turned into work."""
 
     status_code = 400
+
+
+class DeliveryTooLarge(DeliveryError):
+    """The delivery body is larger than any delivery the platform sends."""
+
+    status_code = 413
 
 
 class PlatformError(MilestonesError):

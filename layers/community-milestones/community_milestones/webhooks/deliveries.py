@@ -13,9 +13,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from community_milestones.errors import MalformedDelivery
+from community_milestones.errors import DeliveryTooLarge, MalformedDelivery
 from community_milestones.members import MemberRef
 
+MAX_BODY_BYTES = 64 * 1024
+"""Deliveries name a user and a community; anything this large is not one."""
+MAX_ID_LENGTH = 256
 USER_ID_PATHS = (("userId",), ("user_id",), ("user", "id"), ("user", "userId"), ("user", "_id"), ("id",))
 EMAIL_PATHS = (("email",), ("user", "email"))
 COMMUNITY_PATHS = (("communityId",), ("serverId",), ("server_id",), ("community", "id"), ("server", "id"))
@@ -34,13 +37,18 @@ def parse_delivery(body: str | bytes | None) -> Delivery:
 
     Raises:
         MalformedDelivery: the body is not a JSON object or names no usable user.
+        DeliveryTooLarge: the body is larger than `MAX_BODY_BYTES`.
     """
     if not body:
         raise MalformedDelivery("the body is empty; a JSON object naming the user is expected")
+    if len(body) > MAX_BODY_BYTES:
+        raise DeliveryTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise MalformedDelivery("the body is not valid JSON") from None
+    except RecursionError:
+        raise MalformedDelivery("the body is nested too deeply") from None
     if not isinstance(payload, dict):
         raise MalformedDelivery("the body is not a JSON object")
 
@@ -56,7 +64,10 @@ def parse_delivery(body: str | bytes | None) -> Delivery:
     except ValidationError:
         raise MalformedDelivery("the user identifier is blank or too long") from None
 
-    return Delivery(member=member, community_id=_first_scalar(payload, COMMUNITY_PATHS))
+    community_id = _first_scalar(payload, COMMUNITY_PATHS)
+    if community_id is not None and len(community_id) > MAX_ID_LENGTH:
+        raise MalformedDelivery(f"the community id is longer than {MAX_ID_LENGTH} characters")
+    return Delivery(member=member, community_id=community_id)
 
 
 def _first_scalar(payload: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> str | None:
