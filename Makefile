@@ -18,6 +18,7 @@ help:
 	@echo "make run    install, start the local stack and run the main job end to end"
 	@echo "make test   formatter check, linter, strict types, template checks and pytest"
 	@echo "make build  sam build (no Docker needed)"
+	@echo "make bench  local figures: webhook latency, worker throughput, scan cost"
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +53,9 @@ template: $(SAM_BIN)/.installed
 
 unit: $(BIN)/.installed
 	$(BIN)/pytest
+
+bench: $(BIN)/.installed
+	$(BIN)/python -m local_stack bench
 
 build: $(SAM_BIN)/.installed
 	PATH="$(PY312_DIR):$$PATH" $(SAM_BIN)/sam build --template-file template.yaml --build-dir .aws-sam/build

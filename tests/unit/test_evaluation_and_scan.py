@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
 
 from community_milestones.errors import PlatformUnavailable
@@ -373,6 +375,21 @@ def test_a_refused_batch_entry_releases_its_claim(table: Table, queues: Queues) 
     assert still_due(table) == [MemberRef(identifier="200000")]
     assert run(scan(table, WorkQueue(queues.sqs, queues.work_url))).enqueued == 1
     assert [request.member.identifier for request in enqueued_requests(queues)] == ["200000"]
+
+
+def test_a_failed_batch_call_leaves_its_members_due(table: Table, queues: Queues) -> None:
+    # GIVEN one due member and a queue whose batch call fails outright (after botocore's own retries)
+    register(table, 1)
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    stubber = Stubber(sqs)
+    stubber.add_client_error("send_message_batch", service_error_code="ServiceUnavailable", http_status_code=503)
+
+    # WHEN a scan runs, whether or not it reports the failure
+    with stubber, contextlib.suppress(ClientError):
+        run(scan(table, WorkQueue(sqs, queues.work_url)))
+
+    # THEN the member, whose evaluation never reached the queue, is still due for the next run
+    assert still_due(table) == [MemberRef(identifier="200000")]
 
 
 def test_refused_requests_release_only_their_own_claims(table: Table, queues: Queues) -> None:

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from community_milestones.errors import DeliveryError, DeliveryUnauthorized, MalformedDelivery
-from community_milestones.members import MemberRef
+from community_milestones.errors import DeliveryError, DeliveryTooLarge, DeliveryUnauthorized, MalformedDelivery
+from community_milestones.members import EvaluationRequest, MemberRef
 from community_milestones.webhooks import Delivery, SharedKeyVerifier, parse_delivery
+from community_milestones.webhooks.deliveries import MAX_BODY_BYTES, MAX_ID_LENGTH
 from local_stack.functions import LocalContext, load_function
 from tests.helpers import Queues, receive_all
 
@@ -231,32 +232,72 @@ def test_a_boolean_id_does_not_hide_a_usable_spelling() -> None:
 
 
 def test_a_deeply_nested_body_is_malformed_rather_than_a_crash() -> None:
-    # GIVEN a body nested far deeper than any delivery (100 000 levels, 200 kB: well within API limits)
-    body = '{"userId": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    # GIVEN a small body nested far deeper than any delivery (30 000 levels in 60 kB)
+    body = '{"userId": ' + "[" * 30_000 + "]" * 30_000 + "}"
+    assert len(body) <= MAX_BODY_BYTES
 
     # WHEN it is parsed
     # THEN it is refused as malformed (400), not a RecursionError that the handler turns into a 500
-    with pytest.raises(MalformedDelivery):
+    with pytest.raises(MalformedDelivery, match="nested too deeply"):
         parse_delivery(body)
 
 
-def test_delivery_errors_map_to_client_errors() -> None:
-    # GIVEN the two ways a delivery is refused
-    # WHEN a handler maps them to HTTP statuses
-    # THEN both are client errors under one base class
-    assert issubclass(DeliveryUnauthorized, DeliveryError)
-    assert issubclass(MalformedDelivery, DeliveryError)
-    assert (DeliveryUnauthorized.status_code, MalformedDelivery.status_code) == (401, 400)
+@pytest.mark.parametrize("body_type", [str, bytes])
+def test_a_body_larger_than_any_delivery_is_too_large(body_type: type[str] | type[bytes]) -> None:
+    # GIVEN a body one byte over the limit
+    text = json.dumps({"userId": "188055", "padding": ""})
+    text = text.replace('""', '"' + "x" * (MAX_BODY_BYTES - len(text) + 1) + '"')
+    body: str | bytes = text if body_type is str else text.encode("utf-8")
+
+    # WHEN it is parsed
+    # THEN it is refused as too large (413) before it is decoded
+    with pytest.raises(DeliveryTooLarge) as raised:
+        parse_delivery(body)
+    assert raised.value.status_code == 413
 
 
-def test_an_oversized_community_id_is_malformed() -> None:
-    # GIVEN a body whose community id is far longer than any id (500 kB; a DynamoDB item holds 400 kB)
-    body = json.dumps({"userId": "188055", "communityId": "c" * 500_000})
+def test_a_body_at_the_limit_is_parsed() -> None:
+    # GIVEN a body exactly as large as the limit allows
+    text = json.dumps({"userId": "188055", "padding": ""})
+    body = text.replace('""', '"' + "x" * (MAX_BODY_BYTES - len(text)) + '"')
+    assert len(body) == MAX_BODY_BYTES
+
+    # WHEN it is parsed
+    # THEN the member is found
+    assert parse_delivery(body).member == user("188055")
+
+
+def test_an_over_long_community_id_is_malformed() -> None:
+    # GIVEN a body whose community id is longer than any id
+    body = json.dumps({"userId": "188055", "communityId": "c" * (MAX_ID_LENGTH + 1)})
 
     # WHEN it is parsed
     # THEN it is refused as malformed, as an over-long user id is, instead of reaching the table and the queue
-    with pytest.raises(MalformedDelivery):
+    with pytest.raises(MalformedDelivery, match="community id is longer"):
         parse_delivery(body)
+
+
+def test_a_community_id_at_the_limit_is_kept() -> None:
+    # GIVEN a community id exactly as long as allowed
+    community_id = "c" * MAX_ID_LENGTH
+
+    # WHEN the body is parsed
+    # THEN the community id is kept whole
+    assert parse_delivery(json.dumps({"userId": "1", "communityId": community_id})).community_id == community_id
+
+
+def test_delivery_errors_map_to_client_errors() -> None:
+    # GIVEN the ways a delivery is refused
+    # WHEN a handler maps them to HTTP statuses
+    # THEN all are client errors under one base class
+    assert issubclass(DeliveryUnauthorized, DeliveryError)
+    assert issubclass(MalformedDelivery, DeliveryError)
+    assert issubclass(DeliveryTooLarge, DeliveryError)
+    assert (DeliveryUnauthorized.status_code, MalformedDelivery.status_code, DeliveryTooLarge.status_code) == (
+        401,
+        400,
+        413,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -296,41 +337,54 @@ def test_the_entry_point_accepts_a_sample_delivery(webhook: ModuleType, table: T
     assert len(receive_all(queues.sqs, queues.work_url)) == 1
 
 
-# An unhandled error publishes no metrics; Powertools warns about that, which would hide the error itself.
+# An unhandled error publishes no metrics and Powertools warns about that; the warning, an error under
+# pytest's settings, would hide the unhandled error these tests exist to show.
 @pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
-def test_an_over_long_webhook_id_never_makes_a_500(webhook: ModuleType, table: Table, queues: Queues) -> None:
-    # GIVEN a delivery whose webhook-id header, the correlation id, is longer than a work item allows (256)
-    headers = {"webhook-id": "w" * 300}
+def test_an_over_long_webhook_id_is_refused_and_leaves_no_trace(
+    webhook: ModuleType, table: Table, queues: Queues
+) -> None:
+    # GIVEN a delivery whose webhook-id header, the correlation id, is longer than a work item allows
+    headers = {"webhook-id": "w" * (MAX_ID_LENGTH + 1)}
 
     # WHEN the webhook handles it
     status = deliver(webhook, body=json.dumps({"userId": "188055"}), headers=headers)
 
-    # THEN it answers without a server error, and a member is registered only if its evaluation is enqueued
-    assert status < 500
-    assert table.scan()["Count"] == len(receive_all(queues.sqs, queues.work_url))
-
-
-@pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
-def test_a_deeply_nested_body_gets_a_400_from_the_entry_point(webhook: ModuleType, table: Table) -> None:
-    # GIVEN an authenticated delivery whose body nests 100 000 arrays
-    body = '{"userId": ' + "[" * 100_000 + "]" * 100_000 + "}"
-
-    # WHEN the webhook handles it
-    status = deliver(webhook, body=body)
-
-    # THEN it answers 400 and writes nothing
+    # THEN it answers 400, not a 500 after registering the member, and writes nothing
     assert status == 400
     assert table.scan()["Count"] == 0
+    assert receive_all(queues.sqs, queues.work_url) == []
 
 
-@pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
-def test_an_oversized_community_id_gets_a_400_from_the_entry_point(webhook: ModuleType, table: Table) -> None:
-    # GIVEN an authenticated delivery whose community id alone exceeds a DynamoDB item (400 kB)
-    body = json.dumps({"userId": "188055", "communityId": "c" * 500_000})
+def test_a_webhook_id_at_the_limit_becomes_the_correlation_id(webhook: ModuleType, queues: Queues) -> None:
+    # GIVEN a delivery whose webhook-id is exactly as long as allowed
+    webhook_id = "w" * MAX_ID_LENGTH
 
     # WHEN the webhook handles it
-    status = deliver(webhook, body=body)
+    status = deliver(webhook, body=json.dumps({"userId": "188055"}), headers={"webhook-id": webhook_id})
 
-    # THEN it answers 400 and writes nothing
-    assert status == 400
+    # THEN the queued work carries it whole
+    assert status == 202
+    (message,) = receive_all(queues.sqs, queues.work_url)
+    assert EvaluationRequest.model_validate_json(message["Body"]).correlation_id == webhook_id
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        pytest.param('{"userId": ' + "[" * 30_000 + "]" * 30_000 + "}", 400, id="deeply-nested"),
+        pytest.param(json.dumps({"userId": "188055", "communityId": "c" * 1000}), 400, id="long-community-id"),
+        pytest.param(json.dumps({"userId": "188055", "communityId": "c" * 500_000}), 413, id="too-large"),
+    ],
+)
+@pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+def test_a_hostile_body_gets_a_4xx_from_the_entry_point(
+    webhook: ModuleType, table: Table, queues: Queues, body: str, status: int
+) -> None:
+    # GIVEN an authenticated delivery whose body is deeply nested, names an over-long community or is huge
+    # WHEN the webhook handles it
+    answered = deliver(webhook, body=body)
+
+    # THEN it answers with a client error and writes nothing
+    assert answered == status
     assert table.scan()["Count"] == 0
+    assert receive_all(queues.sqs, queues.work_url) == []

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from local_stack.bench import run_bench
 from local_stack.mainjob import render_records, render_summary, run_main_job
 from local_stack.stack import LocalStack, StackOptions
 
@@ -28,7 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--log-file", type=Path, default=DEFAULT_LOG, help=f"where function logs go (default {DEFAULT_LOG})"
     )
+    bench = commands.add_parser("bench", help="print webhook latency, worker throughput and scan cost")
+    bench.add_argument("--deliveries", type=int, default=200, help="joins delivered over HTTP (default 200)")
+    bench.add_argument("--registered", type=int, default=800, help="members registered before the scan (default 800)")
     arguments = parser.parse_args(argv)
+    if arguments.command == "bench":
+        figures = run_bench(deliveries=arguments.deliveries, registered=arguments.registered)
+        print("\n".join(figures.lines()))
+        return 0
 
     options = StackOptions(
         community_size=arguments.community_size,

@@ -6,6 +6,8 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from community_milestones.members import EvaluationRequest
 
 if TYPE_CHECKING:
@@ -31,16 +33,26 @@ class WorkQueue:
         return response["MessageId"]
 
     def send_batch(self, requests: Sequence[EvaluationRequest]) -> list[EvaluationRequest]:
-        """Enqueue requests ten at a time; returns those SQS did not accept."""
+        """Enqueue requests ten at a time; returns those SQS did not accept.
+
+        A batch call that fails outright refuses its chunk and every later one, so the caller
+        knows exactly which requests never reached the queue.
+        """
         refused: list[EvaluationRequest] = []
         for start in range(0, len(requests), SQS_BATCH_LIMIT):
             chunk = requests[start : start + SQS_BATCH_LIMIT]
-            response = self._sqs.send_message_batch(
-                QueueUrl=self._queue_url,
-                Entries=[
-                    {"Id": str(index), "MessageBody": request.model_dump_json()} for index, request in enumerate(chunk)
-                ],
-            )
+            try:
+                response = self._sqs.send_message_batch(
+                    QueueUrl=self._queue_url,
+                    Entries=[
+                        {"Id": str(index), "MessageBody": request.model_dump_json()}
+                        for index, request in enumerate(chunk)
+                    ],
+                )
+            except (BotoCoreError, ClientError) as exc:
+                unsent = len(requests) - start
+                logger.warning("work queue batch failed", extra={"error": type(exc).__name__, "unsent": unsent})
+                return [*refused, *requests[start:]]
             for failure in response.get("Failed", []):
                 logger.warning(
                     "work queue refused a request", extra={"code": failure.get("Code"), "entry": failure["Id"]}

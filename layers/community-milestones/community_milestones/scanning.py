@@ -66,12 +66,18 @@ class MemberScan:
         now = self._clock()
         next_scan_at = int((now + self._period).timestamp())
         claimed: list[DueMember] = []
-        for member in due:
-            summary.due += 1
-            if self._members.claim(member, next_scan_at=next_scan_at, now=now):
-                claimed.append(member)
-            else:
-                summary.claimed_elsewhere += 1
+        try:
+            for member in due:
+                summary.due += 1
+                if self._members.claim(member, next_scan_at=next_scan_at, now=now):
+                    claimed.append(member)
+                else:
+                    summary.claimed_elsewhere += 1
+        except Exception:
+            # Claimed members would otherwise wait a whole period without being enqueued.
+            for member in claimed:
+                self._members.release(member, claimed_next_scan_at=next_scan_at)
+            raise
 
         requests = [
             EvaluationRequest(
