@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from community_milestones.config import WorkerSettings
-from community_milestones.errors import MilestonesError
+from community_milestones.errors import MilestonesError, PlatformAuthError
 from community_milestones.evaluation import MemberEvaluator
 from community_milestones.members import EvaluationRequest
 from community_milestones.queueing import DeadLetters
@@ -45,8 +45,23 @@ evaluator = MemberEvaluator(
 )
 
 
+class OutOfTime(MilestonesError):
+    """Too little of the invocation is left for another platform call; the message waits for the next one."""
+
+    retryable = True
+
+
+class KeyRefusedInBatch(MilestonesError):
+    """The platform refused the API key earlier in this batch; the rest of the batch does not call it again."""
+
+    retryable = True
+
+
+batch_state = {"key_refused": False}
+
+
 @tracer.capture_method
-def evaluate_record(record: SQSRecord) -> None:
+def evaluate_record(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
     """Evaluate one queued request; raising marks only this message as failed, to be retried."""
     receive_count = int(record.attributes.approximate_receive_count)
     try:
@@ -57,8 +72,11 @@ def evaluate_record(record: SQSRecord) -> None:
 
     logger.append_keys(correlation_id=request.correlation_id, member_key=request.member.key, trigger=request.trigger)
     try:
+        check_budget(lambda_context)
         outcome = evaluator.evaluate(request)
     except Exception as exc:
+        if isinstance(exc, PlatformAuthError):
+            batch_state["key_refused"] = True
         retryable = not isinstance(exc, MilestonesError) or exc.retryable
         if retryable and receive_count < settings.max_receive_count:
             metrics.add_metric(name="EvaluationsRetried", unit=MetricUnit.Count, value=1)
@@ -82,6 +100,16 @@ def evaluate_record(record: SQSRecord) -> None:
     )
 
 
+def check_budget(context: LambdaContext | None) -> None:
+    """Refuse to start an evaluation that could outlive the invocation, or that a refused key would fail."""
+    if batch_state["key_refused"]:
+        raise KeyRefusedInBatch("not attempted: the platform refused the API key earlier in this batch")
+    # A stats call may take two requests (a refused key is re-read once), plus the writes.
+    needed_ms = 2 * settings.platform_timeout_seconds * 1000 + 2000
+    if context is not None and context.get_remaining_time_in_millis() < needed_ms:
+        raise OutOfTime(f"not attempted: less than {needed_ms:.0f} ms of the invocation was left")
+
+
 def park(record: SQSRecord, reason: str, kind: str) -> None:
     """Move work that cannot succeed to the dead-letter queue, with its reason."""
     dead_letters.park(
@@ -100,4 +128,5 @@ def park(record: SQSRecord, reason: str, kind: str) -> None:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     """Lambda entry point for the SQS event source; reports failures per message."""
+    batch_state["key_refused"] = False
     return process_partial_response(event=event, record_handler=evaluate_record, processor=processor, context=context)

@@ -14,11 +14,18 @@ import boto3
 import pytest
 
 from community_milestones.clock import utc_now
-from community_milestones.errors import ConfigurationError, MemberNotFound, PlatformUnavailable, RulesError
+from community_milestones.errors import (
+    ConfigurationError,
+    MemberNotFound,
+    PlatformAuthError,
+    PlatformUnavailable,
+    RulesError,
+)
 from community_milestones.evaluation import MemberEvaluator
 from community_milestones.members import EvaluationRequest, MemberRef
 from community_milestones.returning_ai.models import ActivityStats
 from community_milestones.rules import load_rules
+from community_milestones.secrets import SecretValue
 from community_milestones.storage import MemberStore, MilestoneStore
 from local_stack.functions import LocalContext, load_function
 from tests.helpers import Queues, make_stats
@@ -232,7 +239,9 @@ class FakeStats:
         return answer
 
 
-BUSY = make_stats({f"2026-11-{day:02d}": {"messages": 3, "reaction": 1} for day in range(1, 11)}, user_id="188055")
+BUSY_DAYS = {f"2026-11-{day:02d}": {"messages": 3, "reaction": 1} for day in range(1, 11)}
+BUSY = make_stats(BUSY_DAYS, user_id="188055")
+BUSY_BY_EMAIL = make_stats(BUSY_DAYS, user_id="5f8d0d55b54764421b7156c3")
 
 
 @pytest.fixture
@@ -258,7 +267,7 @@ def call_worker(module: ModuleType, event: dict[str, Any]) -> set[str]:
 
 def test_worker_writes_the_reached_milestones_of_each_message(worker: ModuleType, table: Table) -> None:
     # GIVEN the sample batch of two evaluations whose members are busy
-    stats = FakeStats({"188055": BUSY, "member@example.com": BUSY})
+    stats = FakeStats({"188055": BUSY, "member@example.com": BUSY_BY_EMAIL})
     use_stats(worker, table, stats)
 
     # WHEN the worker handles it twice, as a redelivery would
@@ -272,9 +281,72 @@ def test_worker_writes_the_reached_milestones_of_each_message(worker: ModuleType
     assert set(by_id) == {"first-steps", "conversation-starter", "streak-3", "streak-7"}
     assert by_id["streak-7"]["trigger"] == "webhook"
     assert int(by_id["streak-7"]["value"]) == 10
-    email_member = MemberRef(identifier="member@example.com", identifier_type="email")
-    assert {str(item["trigger"]) for item in store.records(email_member)} == {"scan"}
+    by_email = store.records(MemberRef(identifier="5f8d0d55b54764421b7156c3"))
+    assert {str(item["trigger"]) for item in by_email} == {"scan"}
+    assert {str(item["requested_identifier"]) for item in by_email} == {"member@example.com"}
     assert len(stats.calls) == 4
+
+
+def test_worker_records_one_person_once_whether_named_by_id_or_by_email(worker: ModuleType, table: Table) -> None:
+    # GIVEN a batch naming the same platform user once by user id and once by email
+    use_stats(worker, table, FakeStats({"188055": BUSY, "member@example.com": BUSY}))
+
+    # WHEN the worker handles it
+    failed = call_worker(worker, sample("worker-evaluate.json"))
+
+    # THEN the person's milestones are recorded once, under the platform's user id
+    assert failed == set()
+    items = table.scan()["Items"]
+    assert {str(item["pk"]) for item in items} == {"MEMBER#userId#188055"}
+    assert len(items) == len({str(item["sk"]) for item in items}) == 4
+
+
+def test_worker_stops_calling_the_platform_once_the_key_is_refused(
+    worker: ModuleType, table: Table, queues: Queues
+) -> None:
+    # GIVEN a platform that refuses the API key
+    stats = FakeStats({"188055": PlatformAuthError("the API key was refused", status_code=401)})
+    use_stats(worker, table, stats)
+    event = sample("worker-evaluate.json")
+
+    # WHEN the worker handles a batch of two on a first receive
+    failed = call_worker(worker, event)
+
+    # THEN both are retried later, but the platform was called only once
+    assert failed == {record["messageId"] for record in event["Records"]}
+    assert len(stats.calls) == 1
+    assert messages(queues, queues.dead_letter_url) == []
+
+
+def test_worker_leaves_work_it_has_no_time_for_on_the_queue(worker: ModuleType, table: Table) -> None:
+    # GIVEN an invocation with less time left than two platform calls need
+    stats = FakeStats({"188055": BUSY, "member@example.com": BUSY})
+    use_stats(worker, table, stats)
+    event = sample("worker-evaluate.json")
+
+    # WHEN the worker handles a batch
+    result = worker.handler(event, LocalContext(function_name="worker", timeout_seconds=15))
+
+    # THEN nothing is attempted and every message is reported for a later invocation
+    assert {item["itemIdentifier"] for item in result["batchItemFailures"]} == {
+        r["messageId"] for r in event["Records"]
+    }
+    assert stats.calls == []
+
+
+def test_worker_retries_when_the_api_token_secret_cannot_be_read(worker: ModuleType, queues: Queues) -> None:
+    # GIVEN a worker whose API token secret was deleted
+    boto3.client("secretsmanager").delete_secret(SecretId="api-token", ForceDeleteWithoutRecovery=True)
+    worker.platform._token = SecretValue("api-token", max_age=0)
+    event = sample("worker-evaluate.json")
+    event["Records"] = event["Records"][:1]
+
+    # WHEN the worker handles a message on its first receive
+    failed = call_worker(worker, event)
+
+    # THEN the message is retried rather than dead-lettered
+    assert failed == {event["Records"][0]["messageId"]}
+    assert messages(queues, queues.dead_letter_url) == []
 
 
 def test_worker_reports_a_retryable_failure_for_that_message_only(

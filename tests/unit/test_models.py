@@ -581,3 +581,10 @@ def test_every_problem_is_named_at_once() -> None:
         WorkerSettings.from_env(environ)
     assert "TABLE_NAME" in str(caught.value)
     assert "STATS_WINDOW_DAYS" in str(caught.value)
+
+
+def test_a_boolean_count_breaks_the_contract() -> None:
+    # GIVEN a day whose message count is `true`
+    # WHEN it is parsed, THEN it is refused rather than counted as one
+    with pytest.raises(ValidationError, match="not true or false"):
+        ActivityCounts.model_validate({"messages": True, "replies": 0, "reaction": 0, "socials": 0})

@@ -467,3 +467,37 @@ def test_check_window_accepts_a_streak_as_long_as_the_window() -> None:
     rules.check_window(30)
     with pytest.raises(RulesError, match="streak-30"):
         rules.check_window(29)
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        pytest.param(
+            "version: 1\nmilestones:\n  - {id: m, title: M, kind: window_total, threshold: true}\n",
+            "milestones.0.window_total.threshold",
+            id="boolean-threshold",
+        ),
+        pytest.param(
+            "version: 1\nmilestones:\n  - {id: m, title: M, kind: streak, days: '7'}\n",
+            "milestones.0.streak.days",
+            id="quoted-days",
+        ),
+        pytest.param(
+            "version: 1\nmilestones:\n  - id: m\n    title: M\n    kind: window_total\n"
+            "    threshold: 5\n    threshold: 50\n",
+            "duplicate key 'threshold'",
+            id="duplicate-key",
+        ),
+    ],
+)
+def test_ambiguous_rules_are_refused(tmp_path: Path, document: str, reason: str) -> None:
+    # GIVEN a rules file that a reader could take two ways
+    path = tmp_path / "rules.yaml"
+    path.write_text(document, encoding="utf-8")
+
+    # WHEN it is loaded
+    with pytest.raises(RulesError) as raised:
+        load_rules(path)
+
+    # THEN it is refused, naming the problem
+    assert reason in str(raised.value)

@@ -228,13 +228,29 @@ def test_release_of_a_stale_claim_leaves_the_newer_schedule(table: Table) -> Non
     later = int((NOW + timedelta(hours=24)).timestamp())
     assert members.claim(due, next_scan_at=later, now=NOW)
     moved = DueMember(member=ADA, next_scan_at=later)
-    assert members.claim(moved, next_scan_at=later + 3600, now=NOW)
+    assert members.claim(moved, next_scan_at=later + 3600, now=NOW + timedelta(hours=24))
 
     # WHEN the old claim is released
     members.release(due, claimed_next_scan_at=later)
 
     # THEN the newer schedule stands
     assert profile(table, ADA)["next_scan_at"] == later + 3600
+
+
+def test_a_member_not_yet_due_cannot_be_claimed(table: Table) -> None:
+    # GIVEN a member whose next scan is a day away, seen by a scan reading a stale index
+    members = MemberStore(table)
+    members.register(ADA, now=NOW, event_type="user-joins-server")
+    later = int((NOW + timedelta(hours=24)).timestamp())
+    (due,) = all_due(members, NOW)
+    assert members.claim(due, next_scan_at=later, now=NOW)
+
+    # WHEN another scan tries to claim it with the new schedule before it is due
+    claimed = members.claim(DueMember(member=ADA, next_scan_at=later), next_scan_at=later + 86_400, now=NOW)
+
+    # THEN the claim fails and the schedule stands
+    assert not claimed
+    assert profile(table, ADA)["next_scan_at"] == later
 
 
 def test_claim_of_an_unregistered_member_fails(table: Table) -> None:

@@ -492,7 +492,7 @@ def test_queue_attributes_build_a_queue_that_redrives(template: dict[str, Any]) 
     dead_letters = client.receive_message(QueueUrl=dead_letter_url)["Messages"]
     assert [message["Body"] for message in dead_letters] == ['{"member": "m1"}']
     attributes = client.get_queue_attributes(QueueUrl=work_url, AttributeNames=["All"])["Attributes"]
-    assert attributes["VisibilityTimeout"] == "180"
+    assert attributes["VisibilityTimeout"] == str(resource(template, "WorkQueue")["VisibilityTimeout"])
     assert attributes["SqsManagedSseEnabled"] == "true"
     assert json.loads(attributes["RedrivePolicy"])["maxReceiveCount"] == max_receive_count
 

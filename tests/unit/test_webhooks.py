@@ -207,8 +207,11 @@ def test_a_body_in_bytes_is_parsed() -> None:
         pytest.param('{"userId": null}', "no user identifier found", id="null-id"),
         pytest.param('{"userId": ["188055"]}', "no user identifier found", id="list-id"),
         pytest.param('{"user": "188055"}', "no user identifier found", id="user-not-an-object"),
-        pytest.param('{"email": "not-an-address"}', "no user identifier found", id="email-without-at"),
-        pytest.param(json.dumps({"userId": "1" * 321}), "blank or too long", id="id-too-long"),
+        pytest.param('{"email": "not-an-address"}', "not an email address", id="email-without-at"),
+        pytest.param('{"email": "@"}', "not an email address", id="email-only-at"),
+        pytest.param(json.dumps({"userId": "1" * 321}), "at most 320 characters", id="id-too-long"),
+        pytest.param('{"userId": "188055", "communityId": "\\udc00"}', "not printable text", id="lone-surrogate"),
+        pytest.param('{"userId": "1880\\u000055"}', "not printable text", id="control-character"),
     ],
 )
 def test_a_body_without_a_usable_user_is_malformed(body: str | bytes | None, reason: str) -> None:
@@ -220,6 +223,17 @@ def test_a_body_without_a_usable_user_is_malformed(body: str | bytes | None, rea
     # THEN it is refused as malformed (400) with the reason
     assert raised.value.status_code == 400
     assert reason in str(raised.value)
+
+
+def test_an_explicit_email_wins_over_a_bare_id() -> None:
+    # GIVEN a body whose top-level id may name the event, and which names the user by email
+    body = '{"id": "evt_1", "email": "Member0@Community.test"}'
+
+    # WHEN it is parsed
+    delivery = parse_delivery(body)
+
+    # THEN the email names the member
+    assert delivery.member == MemberRef(identifier="member0@community.test", identifier_type="email")
 
 
 def test_a_boolean_id_does_not_hide_a_usable_spelling() -> None:

@@ -12,14 +12,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from community_milestones.errors import ConfigurationError
 
 DEFAULT_PLATFORM_BASE_URL = "https://integration.returning.ai/apis/v1"
+QUEUE_URL_PATTERN = r"^https?://\S+/\S+$"
 
 
 class Settings(BaseModel):
     """Base of the settings models: environment variable names are the field names in upper case."""
 
-    model_config = ConfigDict(alias_generator=str.upper, populate_by_name=True, frozen=True, extra="ignore")
+    model_config = ConfigDict(alias_generator=str.upper, frozen=True, extra="ignore")
 
-    table_name: str = Field(min_length=3)
+    table_name: str = Field(pattern=r"^[A-Za-z0-9_.-]{3,255}$")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -41,7 +42,7 @@ class Settings(BaseModel):
 class WebhookSettings(Settings):
     """Settings of the webhook function."""
 
-    queue_url: str = Field(min_length=1)
+    queue_url: str = Field(pattern=QUEUE_URL_PATTERN)
     webhook_key_secret_arn: str = Field(min_length=1)
     secret_max_age_seconds: int = Field(default=300, ge=0, le=86_400)
 
@@ -50,7 +51,7 @@ class WorkerSettings(Settings):
     """Settings of the worker function."""
 
     api_token_secret_arn: str = Field(min_length=1)
-    dead_letter_queue_url: str = Field(min_length=1)
+    dead_letter_queue_url: str = Field(pattern=QUEUE_URL_PATTERN)
     platform_base_url: str = Field(default=DEFAULT_PLATFORM_BASE_URL, pattern=r"^https?://[^\s/]+(/\S*)?$")
     stats_window_days: int = Field(default=30, ge=1, le=365)
     platform_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
@@ -67,7 +68,7 @@ class WorkerSettings(Settings):
 class ScanSettings(Settings):
     """Settings of the scan function."""
 
-    queue_url: str = Field(min_length=1)
+    queue_url: str = Field(pattern=QUEUE_URL_PATTERN)
     scan_period_hours: int = Field(default=24, ge=1, le=24 * 90)
     scan_page_size: int = Field(default=100, ge=1, le=1000)
     scan_safety_margin_ms: int = Field(default=10_000, ge=0)

@@ -4,7 +4,8 @@ The hierarchy lets callers catch by kind::
 
     MilestonesError
     ├── ConfigurationError          a setting, secret or rules file is unusable; fix it, then redeploy or retry
-    │   └── RulesError              the rules file is invalid
+    │   ├── RulesError              the rules file is invalid
+    │   └── SecretUnavailable       a secret cannot be read or is empty; worth retrying once it is fixed
     ├── DeliveryError               a webhook delivery was refused (maps to a 4xx)
     │   ├── DeliveryUnauthorized    the shared key is missing or wrong (401)
     │   ├── MalformedDelivery       the body cannot be used (400)
@@ -34,6 +35,13 @@ class ConfigurationError(MilestonesError):
 
 class RulesError(ConfigurationError):
     """The milestone rules file cannot be used."""
+
+
+class SecretUnavailable(ConfigurationError):
+    """A secret cannot be read, or holds nothing usable."""
+
+    # Secrets Manager may be throttling, or the operator may be filling the secret in.
+    retryable = True
 
 
 class DeliveryError(MilestonesError):

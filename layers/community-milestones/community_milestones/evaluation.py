@@ -46,18 +46,21 @@ class MemberEvaluator:
         """Evaluate the member of `request`; platform errors propagate to the caller."""
         stats = self._stats.fetch_activity_stats(request.member)
         reached = evaluate(self._rules, stats)
-        outcome = EvaluationOutcome(member_key=request.member.key, reached=[item.milestone_id for item in reached])
+        # One person may arrive by user id or by email: records belong to the platform's user id.
+        owner = MemberRef(identifier=stats.user_id)
+        outcome = EvaluationOutcome(member_key=owner.key, reached=[item.milestone_id for item in reached])
         if not reached:
             return outcome
 
-        recorded = self._milestones.reached_ids(request.member)
+        recorded = self._milestones.reached_ids(owner)
         now = self._clock()
         for milestone in reached:
             if milestone.milestone_id in recorded:
                 outcome.already_recorded.append(milestone.milestone_id)
                 continue
             record = MilestoneRecord(
-                member=request.member,
+                member=owner,
+                requested_as=request.member,
                 milestone=milestone,
                 stats=stats,
                 reached_at=now,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 IdentifierType = Literal["userId", "email"]
 Trigger = Literal["webhook", "scan"]
 
@@ -26,6 +28,8 @@ class MemberRef(BaseModel):
             identifier = identifier.lower()
         if not identifier:
             raise ValueError("identifier is blank")
+        if self.identifier_type == "email" and not EMAIL_PATTERN.fullmatch(identifier):
+            raise ValueError("not an email address")
         object.__setattr__(self, "identifier", identifier)
         return self
 

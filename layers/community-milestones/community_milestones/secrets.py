@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
-from community_milestones.errors import ConfigurationError
+from community_milestones.errors import SecretUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -29,9 +29,9 @@ class SecretValue:
         try:
             value = self._provider.get(self._secret_id, max_age=self._max_age, force_fetch=refresh)
         except GetParameterError as exc:
-            raise ConfigurationError(
+            raise SecretUnavailable(
                 f"cannot read the secret {self._secret_id} ({type(exc.__cause__ or exc.__context__).__name__})"
             ) from None
         if not isinstance(value, str) or not value.strip():
-            raise ConfigurationError(f"the secret {self._secret_id} holds no text value")
+            raise SecretUnavailable(f"the secret {self._secret_id} holds no text value")
         return value.strip()

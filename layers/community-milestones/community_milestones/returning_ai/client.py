@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Protocol
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 STATS_PATH = "users/activity/stats"
 USER_AGENT = "community-milestones/0.1"
+BEARER_PATTERN = re.compile(r"Bearer\s+\S+", re.IGNORECASE)
 MAX_RETRY_AFTER_SECONDS = 12 * 3600.0
 """SQS cannot hide a message for longer than 12 hours; a longer wait is not worth honouring."""
 
@@ -83,15 +85,19 @@ class ReturningAIClient:
             PlatformAuthError, PlatformRequestRejected, MemberNotFound, PlatformUnavailable, ContractViolation
         """
         body = {"identifier": member.identifier, "identifier_type": member.identifier_type, "days": self.days}
-        response = self._post(STATS_PATH, body, refresh_token=False)
+        token = self._token()
+        response = self._post(STATS_PATH, body, token)
         if response.status_code == 401:
-            logger.info("api key refused, reading it again from the secret")
-            response = self._post(STATS_PATH, body, refresh_token=True)
-        self._raise_for_status(response, member)
+            fresh = self._token(refresh=True)
+            if fresh != token:
+                logger.info("api key refused; the secret holds a new one, trying it")
+                token = fresh
+                response = self._post(STATS_PATH, body, token)
+        self._raise_for_status(response, member, token)
         return self._parse_stats(response)
 
-    def _post(self, path: str, body: dict[str, object], *, refresh_token: bool) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self._token(refresh=refresh_token)}"}
+    def _post(self, path: str, body: dict[str, object], token: str) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"}
         try:
             return self._http.post(path, json=body, headers=headers)
         except httpx.TimeoutException as exc:
@@ -99,15 +105,15 @@ class ReturningAIClient:
         except httpx.TransportError as exc:
             raise PlatformUnavailable(f"the platform could not be reached ({type(exc).__name__})") from exc
 
-    def _raise_for_status(self, response: httpx.Response, member: MemberRef) -> None:
+    def _raise_for_status(self, response: httpx.Response, member: MemberRef, token: str) -> None:
         status = response.status_code
         if 200 <= status < 300:
             return
 
-        reason = _error_message(response)
+        reason = _error_message(response).replace(token, "***")
         if status in (401, 403):
-            what = "refused" if status == 401 else "lacks the 'Get User Stats' permission"
-            raise PlatformAuthError(f"the API key was {what}: {reason}", status_code=status)
+            what = "was refused" if status == 401 else "lacks the 'Get User Stats' permission"
+            raise PlatformAuthError(f"the API key {what}: {reason}", status_code=status)
         if status == 400:
             raise PlatformRequestRejected(
                 f"the platform rejected the stats request (days={self.days}, "
@@ -141,8 +147,10 @@ def _error_message(response: httpx.Response) -> str:
     except ValueError:
         payload = None
     if isinstance(payload, dict) and isinstance(payload.get("message"), str):
-        return str(payload["message"])[:300]
-    return response.text[:300] or response.reason_phrase
+        text = str(payload["message"])
+    else:
+        text = response.text or response.reason_phrase
+    return BEARER_PATTERN.sub("Bearer ***", text)[:300]
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

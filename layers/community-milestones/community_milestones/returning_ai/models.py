@@ -10,9 +10,17 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Self
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, NonNegativeInt, model_validator
 
-Count = NonNegativeInt
+
+def _not_a_boolean(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("a count must be a number, not true or false")
+    return value
+
+
+Count = Annotated[NonNegativeInt, BeforeValidator(_not_a_boolean)]
+"""A count of actions: a whole number, possibly sent as a numeric string, never negative."""
 METRICS = ("messages", "replies", "reactions", "socials")
 
 

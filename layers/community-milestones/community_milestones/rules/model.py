@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Annotated, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from community_milestones.errors import RulesError
 
 Metric = Literal["messages", "replies", "reactions", "socials", "activity"]
 MilestoneId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+Positive = Annotated[int, Field(strict=True, gt=0)]
+"""A whole number above zero, written as one: `true` or `"10"` is a mistake in a rules file."""
 DEFAULT_RULES = "default.yaml"
 
 
@@ -28,23 +30,23 @@ class WindowTotalRule(_Rule):
     """Reached when the metric's total over the stats window reaches `threshold`."""
 
     kind: Literal["window_total"]
-    threshold: PositiveInt
+    threshold: Positive
 
 
 class StreakRule(_Rule):
     """Reached after `days` consecutive calendar days with at least `min_per_day` of the metric."""
 
     kind: Literal["streak"]
-    days: Annotated[int, Field(ge=2)]
-    min_per_day: PositiveInt = 1
+    days: Annotated[int, Field(strict=True, ge=2)]
+    min_per_day: Positive = 1
 
 
 class ActiveDaysRule(_Rule):
     """Reached after `days` calendar days in the window, not necessarily consecutive, with activity."""
 
     kind: Literal["active_days"]
-    days: PositiveInt
-    min_per_day: PositiveInt = 1
+    days: Positive
+    min_per_day: Positive = 1
 
 
 MilestoneRule = Annotated[WindowTotalRule | StreakRule | ActiveDaysRule, Field(discriminator="kind")]
@@ -83,6 +85,19 @@ class RuleSet(BaseModel):
             )
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping instead of keeping the last."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_rules(path: Path | None = None) -> RuleSet:
     """Read and validate a rules file; without a path, the packaged default set.
 
@@ -102,7 +117,7 @@ def load_rules(path: Path | None = None) -> RuleSet:
         raise RulesError(f"the rules file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
 
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
         return RuleSet.model_validate(document)
     except yaml.YAMLError as exc:
         raise RulesError(f"{source} is not valid YAML: {exc}") from exc

@@ -93,8 +93,13 @@ class MemberStore:
             self._table.update_item(
                 Key={"pk": member_pk(due.member), "sk": PROFILE_SK},
                 UpdateExpression="SET next_scan_at = :next, last_scanned_at = :now",
-                ConditionExpression="next_scan_at = :seen",
-                ExpressionAttributeValues={":next": next_scan_at, ":seen": due.next_scan_at, ":now": now.isoformat()},
+                ConditionExpression="next_scan_at = :seen AND next_scan_at <= :due",
+                ExpressionAttributeValues={
+                    ":next": next_scan_at,
+                    ":seen": due.next_scan_at,
+                    ":due": int(now.timestamp()),
+                    ":now": now.isoformat(),
+                },
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":

@@ -29,6 +29,8 @@ class MilestoneRecord:
     trigger: Trigger
     correlation_id: str
     community_id: str | None = None
+    requested_as: MemberRef | None = None
+    """How the evaluation named the member, when not by the platform's user id."""
 
     def to_item(self) -> dict[str, Any]:
         """The DynamoDB item of the record."""
@@ -62,6 +64,9 @@ class MilestoneRecord:
         }
         if self.community_id is not None:
             item["community_id"] = self.community_id
+        if self.requested_as is not None and self.requested_as != self.member:
+            item["requested_identifier"] = self.requested_as.identifier
+            item["requested_identifier_type"] = self.requested_as.identifier_type
         return item
 
 

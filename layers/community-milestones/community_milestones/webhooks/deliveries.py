@@ -19,8 +19,10 @@ from community_milestones.members import MemberRef
 MAX_BODY_BYTES = 64 * 1024
 """Deliveries name a user and a community; anything this large is not one."""
 MAX_ID_LENGTH = 256
-USER_ID_PATHS = (("userId",), ("user_id",), ("user", "id"), ("user", "userId"), ("user", "_id"), ("id",))
+USER_ID_PATHS = (("userId",), ("user_id",), ("user", "id"), ("user", "userId"), ("user", "_id"))
 EMAIL_PATHS = (("email",), ("user", "email"))
+BARE_ID_PATHS = (("id",),)
+"""A top-level `id` may name the event rather than the user: it is the last resort."""
 COMMUNITY_PATHS = (("communityId",), ("serverId",), ("server_id",), ("community", "id"), ("server", "id"))
 
 
@@ -52,22 +54,29 @@ def parse_delivery(body: str | bytes | None) -> Delivery:
     if not isinstance(payload, dict):
         raise MalformedDelivery("the body is not a JSON object")
 
-    user_id = _first_scalar(payload, USER_ID_PATHS)
-    email = _first_scalar(payload, EMAIL_PATHS)
-    try:
-        if user_id is not None:
-            member = MemberRef(identifier=user_id, identifier_type="userId")
-        elif email is not None and "@" in email:
-            member = MemberRef(identifier=email, identifier_type="email")
-        else:
-            raise MalformedDelivery("no user identifier found (userId, user_id, user.id, id or email)")
-    except ValidationError:
-        raise MalformedDelivery("the user identifier is blank or too long") from None
-
+    member = _member(payload)
     community_id = _first_scalar(payload, COMMUNITY_PATHS)
     if community_id is not None and len(community_id) > MAX_ID_LENGTH:
         raise MalformedDelivery(f"the community id is longer than {MAX_ID_LENGTH} characters")
     return Delivery(member=member, community_id=community_id)
+
+
+def _member(payload: dict[str, Any]) -> MemberRef:
+    """The user the delivery names: an explicit user id, else an email address, else a bare `id`."""
+    candidates = (
+        (_first_scalar(payload, USER_ID_PATHS), "userId"),
+        (_first_scalar(payload, EMAIL_PATHS), "email"),
+        (_first_scalar(payload, BARE_ID_PATHS), "userId"),
+    )
+    for identifier, identifier_type in candidates:
+        if identifier is None:
+            continue
+        try:
+            return MemberRef.model_validate({"identifier": identifier, "identifier_type": identifier_type})
+        except ValidationError as exc:
+            reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            raise MalformedDelivery(f"the user's {identifier_type} is unusable: {reason}") from None
+    raise MalformedDelivery("no user identifier found (userId, user_id, user.id, email or id)")
 
 
 def _first_scalar(payload: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> str | None:
@@ -79,5 +88,16 @@ def _first_scalar(payload: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -
         if isinstance(value, bool):
             continue
         if isinstance(value, int) or (isinstance(value, str) and value.strip()):
-            return str(value).strip()
+            text = str(value).strip()
+            if not text.isprintable() or _has_surrogates(text):
+                raise MalformedDelivery(f"the {'.'.join(path)} field holds characters that are not printable text")
+            return text
     return None
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
