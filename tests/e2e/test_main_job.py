@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import subprocess
 import sys
 from datetime import date
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
@@ -84,6 +86,27 @@ def test_refused_deliveries_leave_no_trace() -> None:
         assert statuses == [401, 401, 400, 400, 400]
         assert stack.members() == []
         assert stack.queue_depth(stack.resources.work_queue_url) == 0
+
+
+def test_a_repeated_key_header_is_refused() -> None:
+    # GIVEN the local stack, whose front joins repeated headers as API Gateway does
+    with LocalStack(StackOptions(community_size=50, as_of=AS_OF)) as stack:
+        url = urlsplit(stack.webhook_url)
+        connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
+
+        # WHEN a delivery carries a wrong key, then the right one, in two x-api-key headers
+        connection.putrequest("POST", url.path)
+        connection.putheader("x-api-key", "wrong-key")
+        connection.putheader("x-api-key", stack.resources.webhook_key)
+        body = b'{"userId": "188001"}'
+        connection.putheader("content-length", str(len(body)))
+        connection.endheaders(body)
+        status = connection.getresponse().status
+        connection.close()
+
+        # THEN it is refused and nothing is registered
+        assert status == 401
+        assert stack.members() == []
 
 
 def test_rotated_api_token_is_picked_up_without_a_restart() -> None:

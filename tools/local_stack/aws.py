@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 from collections.abc import Iterator, Mapping
@@ -64,6 +65,8 @@ def aws_environment(endpoint_url: str) -> dict[str, str]:
 @contextmanager
 def moto_server() -> Iterator[str]:
     """Run moto in server mode on 127.0.0.1, on a port the OS picks; yields its endpoint URL."""
+    # One line per AWS call on stderr would drown the job's own output.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

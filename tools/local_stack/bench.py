@@ -6,9 +6,9 @@ where time goes and how it grows with the community, not what Lambda will measur
 
 from __future__ import annotations
 
+import resource
 import statistics
 import time
-import resource
 from dataclasses import dataclass
 
 from community_milestones.clock import utc_now

@@ -89,7 +89,11 @@ class HttpApiFront:
                     self._reply(413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
                     return
                 body = self.rfile.read(length) if length else b""
-                headers = dict(self.headers.items())
+                headers: dict[str, str] = {}
+                for name, value in self.headers.items():
+                    # API Gateway joins repeated headers with a comma; so does this front.
+                    key = name.lower()
+                    headers[key] = f"{headers[key]},{value}" if key in headers else value
                 event = http_api_event(self.command, self.path, headers, body, self.client_address[0])
                 started = time.perf_counter()
                 try:

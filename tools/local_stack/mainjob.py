@@ -50,9 +50,9 @@ def run_main_job(stack: LocalStack, *, joins: int = 10, known: int = 50, out: Ou
     """Deliver joins over HTTP, drain the queue, run one scan, drain again and read the records back."""
     report = MainJobReport()
     joining, earlier = pick_members(stack, joins, known)
-    out(f"webhook front      {stack.webhook_url}")
-    out(f"Returning.AI stand-in {stack.standin.base_url} ({stack.community.size} members)")
-    out(f"moto server        {stack.resources.endpoint_url}")
+    out(f"webhook (HTTP API front)  {stack.webhook_url}")
+    out(f"Returning.AI stand-in     {stack.standin.base_url} ({stack.community.size} members)")
+    out(f"AWS (moto server)         {stack.resources.endpoint_url}")
 
     out(f"\n1. {len(joining)} 'user joins server' deliveries, signed with the webhook key, over HTTP")
     for member in joining:

@@ -25,12 +25,13 @@ import httpx
 from local_stack.aws import LocalResources, aws_environment, create_resources, moto_server, resolve_environment
 from local_stack.community import SeededCommunity
 from local_stack.front import HttpApiFront
-from local_stack.functions import LocalContext, load_function
+from local_stack.functions import FUNCTIONS_DIR, LocalContext, load_function
 from local_stack.standin import ReturningAIStandin, StandinConfig
 from local_stack.template import function_environment, load_template
 
 WEBHOOK_PATH = "/webhooks/user-joins-server"
 FUNCTIONS = {"webhook": "WebhookFunction", "worker": "WorkerFunction", "scan": "ScanFunction"}
+LAMBDA_TASK_ROOT = "/var/task/"
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ class LocalStack:
 
         if self.options.log_path is not None:
             self.options.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = self._exit.enter_context(self.options.log_path.open("a", encoding="utf-8"))
+            self._log = self._exit.enter_context(self.options.log_path.open("w", encoding="utf-8"))
         self._load_functions()
         self.front = self._exit.enter_context(HttpApiFront(self._invoke_webhook))
 
@@ -120,6 +121,7 @@ class LocalStack:
         parameters = {"PlatformBaseUrl": self.standin.base_url, **self.options.parameters}
         for name, logical_id in FUNCTIONS.items():
             environment = resolve_environment(function_environment(template, logical_id), self.resources, parameters)
+            environment = {name: local_path(value, name_of_function=name) for name, value in environment.items()}
             environment["POWERTOOLS_LOG_LEVEL"] = self.options.log_level
             environment["POWERTOOLS_TRACE_DISABLED"] = "true"
             os.environ.update(environment)
@@ -252,6 +254,13 @@ class LocalStack:
             QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         )["Attributes"]
         return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def local_path(value: str, *, name_of_function: str) -> str:
+    """A path inside the deployed function's package (/var/task) as the same file in its folder here."""
+    if not value.startswith(LAMBDA_TASK_ROOT):
+        return value
+    return str(FUNCTIONS_DIR / name_of_function / value.removeprefix(LAMBDA_TASK_ROOT))
 
 
 def sqs_record(message: Any, queue_arn: str) -> dict[str, Any]:
