@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from local_stack.functions import load_function
 from local_stack.template import load_template, queue_attributes, table_create_kwargs
-from tests.helpers import Queues
+from tests.helpers import EVENT_KEY, Queues
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -74,3 +77,21 @@ def queues(aws: None, template: dict[str, Any]) -> Queues:
         QueueName=WORK_QUEUE_NAME, Attributes=queue_attributes(template, "WorkQueue", dead_letter_arn)
     )["QueueUrl"]
     return Queues(sqs=sqs, work_url=work_url, dead_letter_url=dead_letter_url)
+
+
+def fresh_service(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """A service name of its own, so Powertools builds a logger bound to this test's output."""
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", f"{name}-{uuid.uuid4().hex[:8]}")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "CommunityMilestonesTest")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+
+
+@pytest.fixture
+def webhook(monkeypatch: pytest.MonkeyPatch, table: Table, queues: Queues) -> ModuleType:
+    """The webhook function, loaded as a cold start against the moto table, queue and a secret holding EVENT_KEY."""
+    secret = boto3.client("secretsmanager").create_secret(Name="webhook-key", SecretString=EVENT_KEY)
+    fresh_service(monkeypatch, "webhook")
+    monkeypatch.setenv("TABLE_NAME", table.name)
+    monkeypatch.setenv("QUEUE_URL", queues.work_url)
+    monkeypatch.setenv("WEBHOOK_KEY_SECRET_ARN", secret["ARN"])
+    return load_function("webhook")

@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import MessageTypeDef
 
+# The key in events/webhook-user-joins-server.json; the `webhook` fixture's secret holds it.
+EVENT_KEY = "example-webhook-key-0123456789abcdef"
+
 # The platform's own spelling of the daily and total counts: `reaction` is singular.
 PLATFORM_KEYS = ("messages", "replies", "reaction", "socials")
 

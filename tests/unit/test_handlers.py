@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import uuid
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -28,13 +27,13 @@ from community_milestones.rules import load_rules
 from community_milestones.secrets import SecretValue
 from community_milestones.storage import MemberStore, MilestoneStore
 from local_stack.functions import LocalContext, load_function
-from tests.helpers import Queues, make_stats
+from tests.conftest import fresh_service
+from tests.helpers import EVENT_KEY, Queues, make_stats
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
-EVENT_KEY = "example-webhook-key-0123456789abcdef"
 
 
 def sample(name: str) -> dict[str, Any]:
@@ -48,24 +47,7 @@ def messages(queues: Queues, url: str) -> list[Any]:
     )
 
 
-def fresh_service(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    """A service name of its own, so Powertools builds a logger bound to this test's output."""
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", f"{name}-{uuid.uuid4().hex[:8]}")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "CommunityMilestonesTest")
-    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-
-
 # -- webhook ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def webhook(monkeypatch: pytest.MonkeyPatch, table: Table, queues: Queues) -> ModuleType:
-    secret = boto3.client("secretsmanager").create_secret(Name="webhook-key", SecretString=EVENT_KEY)
-    fresh_service(monkeypatch, "webhook")
-    monkeypatch.setenv("TABLE_NAME", table.name)
-    monkeypatch.setenv("QUEUE_URL", queues.work_url)
-    monkeypatch.setenv("WEBHOOK_KEY_SECRET_ARN", secret["ARN"])
-    return load_function("webhook")
 
 
 def call_webhook(module: ModuleType, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:

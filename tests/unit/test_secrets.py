@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import boto3
 import pytest
-from moto import mock_aws
 from mypy_boto3_secretsmanager import SecretsManagerClient
 
 from community_milestones.errors import ConfigurationError
@@ -17,15 +14,9 @@ SECOND_KEY = "rai_second_a1b2c3d4e5f60718293a"
 
 
 @pytest.fixture
-def secretsmanager(monkeypatch: pytest.MonkeyPatch) -> Iterator[SecretsManagerClient]:
-    # Keep every call in process: no endpoint override, no profile, only fake credentials.
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        yield boto3.client("secretsmanager", region_name="us-east-1")
+def secretsmanager(aws: None) -> SecretsManagerClient:
+    """Secrets Manager in moto's in-process mock (see the `aws` fixture)."""
+    return boto3.client("secretsmanager", region_name="us-east-1")
 
 
 def create_secret(client: SecretsManagerClient, name: str, value: str) -> str:

@@ -3,13 +3,11 @@
 import json
 import re
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from local_stack.template import (
     TEMPLATE_PATH,
@@ -24,25 +22,6 @@ from local_stack.template import (
 FUNCTIONS = ("WebhookFunction", "WorkerFunction", "ScanFunction")
 SAMCONFIG_PATH = TEMPLATE_PATH.with_name("samconfig.toml")
 REGION = "us-east-1"
-
-
-@pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    return load_template()
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Fake credentials and moto's in-process mock, which intercepts only without an endpoint override."""
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-
-    with mock_aws():
-        yield
 
 
 def _ref(value: Any) -> str:

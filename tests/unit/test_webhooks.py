@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
 
 from community_milestones.errors import DeliveryError, DeliveryTooLarge, DeliveryUnauthorized, MalformedDelivery
 from community_milestones.members import EvaluationRequest, MemberRef
 from community_milestones.webhooks import Delivery, SharedKeyVerifier, parse_delivery
 from community_milestones.webhooks.deliveries import MAX_BODY_BYTES, MAX_ID_LENGTH
-from local_stack.functions import LocalContext, load_function
-from tests.helpers import Queues, receive_all
+from local_stack.functions import LocalContext
+from tests.helpers import EVENT_KEY, Queues, receive_all
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -319,22 +317,9 @@ def test_delivery_errors_map_to_client_errors() -> None:
 # ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def webhook(monkeypatch: pytest.MonkeyPatch, table: Table, queues: Queues) -> ModuleType:
-    """The webhook function, loaded as a cold start against the moto table, queue and secret."""
-    secret = boto3.client("secretsmanager").create_secret(Name="webhook-key", SecretString=WEBHOOK_KEY)
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", f"webhook-{uuid.uuid4().hex[:8]}")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "CommunityMilestonesTest")
-    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    monkeypatch.setenv("TABLE_NAME", table.name)
-    monkeypatch.setenv("QUEUE_URL", queues.work_url)
-    monkeypatch.setenv("WEBHOOK_KEY_SECRET_ARN", secret["ARN"])
-    return load_function("webhook")
-
-
 def deliver(webhook: ModuleType, *, body: str, headers: dict[str, str] | None = None) -> int:
     event: dict[str, Any] = json.loads(SAMPLE_DELIVERY.read_text(encoding="utf-8"))
-    event["headers"] = {**event["headers"], "x-api-key": WEBHOOK_KEY, **(headers or {})}
+    event["headers"] = {**event["headers"], "x-api-key": EVENT_KEY, **(headers or {})}
     event["body"] = body
     response = webhook.handler(event, LocalContext(function_name="webhook"))
     return int(response["statusCode"])
