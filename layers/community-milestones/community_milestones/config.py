@@ -9,7 +9,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from community_milestones.errors import ConfigurationError
+from community_milestones.errors import ConfigurationError, describe
 
 DEFAULT_PLATFORM_BASE_URL = "https://integration.returning.ai/apis/v1"
 QUEUE_URL_PATTERN = r"^https?://\S+/\S+$"
@@ -33,10 +33,7 @@ class Settings(BaseModel):
         try:
             return cls.model_validate(dict(source))
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
-            )
-            raise ConfigurationError(f"invalid {cls.__name__} from the environment: {problems}") from None
+            raise ConfigurationError(f"invalid {cls.__name__} from the environment: {describe(exc)}") from None
 
 
 class WebhookSettings(Settings):

@@ -22,6 +22,8 @@ The hierarchy lets callers catch by kind::
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class MilestonesError(Exception):
     """Base class of every error this package raises."""
@@ -103,3 +105,8 @@ class PlatformUnavailable(PlatformError):
 
 class ContractViolation(PlatformError):
     """A platform response that breaks the documented contract."""
+
+
+def describe(exc: ValidationError) -> str:
+    """Where and why validation failed, one clause per error, without the rejected values."""
+    return "; ".join(f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors())

@@ -18,6 +18,7 @@ from community_milestones.errors import (
     PlatformError,
     PlatformRequestRejected,
     PlatformUnavailable,
+    describe,
 )
 from community_milestones.members import MemberRef
 from community_milestones.returning_ai.models import ActivityStats, StatsEnvelope
@@ -134,10 +135,7 @@ class ReturningAIClient:
         try:
             return StatsEnvelope.model_validate_json(response.content).data
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
-            )
-            raise ContractViolation(f"the stats response breaks the contract: {problems}") from None
+            raise ContractViolation(f"the stats response breaks the contract: {describe(exc)}") from None
 
 
 def _error_message(response: httpx.Response) -> str:

@@ -9,7 +9,7 @@ from typing import Annotated, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from community_milestones.errors import RulesError
+from community_milestones.errors import RulesError, describe
 
 Metric = Literal["messages", "replies", "reactions", "socials", "activity"]
 MilestoneId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
@@ -122,7 +122,4 @@ def load_rules(path: Path | None = None) -> RuleSet:
     except yaml.YAMLError as exc:
         raise RulesError(f"{source} is not valid YAML: {exc}") from exc
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
-        )
-        raise RulesError(f"{source} holds invalid rules: {problems}") from None
+        raise RulesError(f"{source} holds invalid rules: {describe(exc)}") from None
