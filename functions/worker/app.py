@@ -11,10 +11,11 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from community_milestones.config import WorkerSettings
-from community_milestones.errors import MilestonesError, PlatformAuthError
+from community_milestones.errors import MilestonesError, PlatformAuthError, PlatformUnavailable
 from community_milestones.evaluation import MemberEvaluator
 from community_milestones.members import EvaluationRequest
 from community_milestones.queueing import DeadLetters
@@ -58,6 +59,7 @@ class KeyRefusedInBatch(MilestonesError):
 
 
 batch_state = {"key_refused": False}
+MAX_VISIBILITY_SECONDS = 43_200
 
 
 @tracer.capture_method
@@ -79,8 +81,13 @@ def evaluate_record(record: SQSRecord, lambda_context: LambdaContext | None = No
             batch_state["key_refused"] = True
         retryable = not isinstance(exc, MilestonesError) or exc.retryable
         if retryable and receive_count < settings.max_receive_count:
+            delay = retry_delay(exc, receive_count)
+            postpone(record, delay)
             metrics.add_metric(name="EvaluationsRetried", unit=MetricUnit.Count, value=1)
-            logger.warning("evaluation failed, will be retried", extra={"reason": str(exc), "attempt": receive_count})
+            logger.warning(
+                "evaluation failed, will be retried",
+                extra={"reason": str(exc), "attempt": receive_count, "retry_in_seconds": delay},
+            )
             raise
         park(record, str(exc) or type(exc).__name__, type(exc).__name__)
         return
@@ -108,6 +115,28 @@ def check_budget(context: LambdaContext | None) -> None:
     needed_ms = 2 * settings.platform_timeout_seconds * 1000 + 2000
     if context is not None and context.get_remaining_time_in_millis() < needed_ms:
         raise OutOfTime(f"not attempted: less than {needed_ms:.0f} ms of the invocation was left")
+
+
+def retry_delay(exc: Exception, receive_count: int) -> int:
+    """Seconds before the next attempt: the platform's Retry-After when it gave one, else exponential backoff."""
+    if isinstance(exc, OutOfTime):
+        return 0
+    if isinstance(exc, PlatformUnavailable) and exc.retry_after is not None:
+        return min(int(exc.retry_after + 0.999), MAX_VISIBILITY_SECONDS)
+    backoff = settings.retry_base_seconds * 2 ** max(0, receive_count - 1)
+    return min(int(backoff), settings.retry_max_seconds)
+
+
+def postpone(record: SQSRecord, delay: int) -> None:
+    """Hide the message for `delay` seconds; if that fails, the queue's visibility timeout applies instead."""
+    if settings.queue_url is None:
+        return
+    try:
+        sqs.change_message_visibility(
+            QueueUrl=settings.queue_url, ReceiptHandle=record.receipt_handle, VisibilityTimeout=delay
+        )
+    except (BotoCoreError, ClientError) as exc:
+        logger.warning("could not postpone the message", extra={"error": type(exc).__name__})
 
 
 def park(record: SQSRecord, reason: str, kind: str) -> None:

@@ -27,6 +27,7 @@ from community_milestones.rules import load_rules
 from community_milestones.secrets import SecretValue
 from community_milestones.storage import MemberStore, MilestoneStore
 from local_stack.functions import LocalContext, load_function
+from local_stack.stack import sqs_record
 from tests.conftest import fresh_service
 from tests.helpers import EVENT_KEY, Queues, make_stats
 
@@ -233,6 +234,7 @@ def worker(monkeypatch: pytest.MonkeyPatch, table: Table, queues: Queues) -> Mod
     monkeypatch.setenv("TABLE_NAME", table.name)
     monkeypatch.setenv("API_TOKEN_SECRET_ARN", secret["ARN"])
     monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", queues.dead_letter_url)
+    monkeypatch.setenv("QUEUE_URL", queues.work_url)
     monkeypatch.setenv("PLATFORM_BASE_URL", "http://127.0.0.1:9/apis/v1")
     monkeypatch.setenv("MAX_RECEIVE_COUNT", "5")
     return load_function("worker")
@@ -346,6 +348,47 @@ def test_worker_reports_a_retryable_failure_for_that_message_only(
     # THEN only that message is reported for a retry, and nothing is dead-lettered
     assert failed == {event["Records"][0]["messageId"]}
     assert messages(queues, queues.dead_letter_url) == []
+
+
+@pytest.mark.parametrize(
+    ("failure", "receive_count", "hidden_for"),
+    [
+        pytest.param(PlatformUnavailable("429", status_code=429, retry_after=120), 1, 120, id="retry-after"),
+        pytest.param(PlatformUnavailable("429", status_code=429, retry_after=0.2), 1, 1, id="retry-after-rounded-up"),
+        pytest.param(
+            PlatformUnavailable("429", status_code=429, retry_after=99_999), 1, 43_200, id="retry-after-capped"
+        ),
+        pytest.param(PlatformUnavailable("503", status_code=503), 1, 30, id="first-backoff"),
+        pytest.param(PlatformUnavailable("503", status_code=503), 3, 120, id="third-backoff"),
+        pytest.param(PlatformAuthError("refused", status_code=401), 4, 240, id="auth-backoff"),
+    ],
+)
+def test_worker_hides_a_failed_message_for_its_backoff(
+    worker: ModuleType, table: Table, queues: Queues, failure: Exception, receive_count: int, hidden_for: int
+) -> None:
+    # GIVEN a real message on the work queue, received for the nth time, whose evaluation fails
+    use_stats(worker, table, FakeStats({"188055": failure}))
+    body = sample("worker-evaluate.json")["Records"][0]["body"]
+    queues.sqs.send_message(QueueUrl=queues.work_url, MessageBody=body)
+    message = queues.sqs.receive_message(QueueUrl=queues.work_url, MessageSystemAttributeNames=["All"])["Messages"][0]
+    record = sqs_record(message, "arn:aws:sqs:us-east-1:123456789012:work")
+    record["attributes"]["ApproximateReceiveCount"] = str(receive_count)
+    changes: list[dict[str, Any]] = []
+    change = worker.sqs.change_message_visibility
+
+    def recording(**kwargs: Any) -> Any:
+        changes.append(kwargs)
+        return change(**kwargs)
+
+    setattr(worker.sqs, "change_message_visibility", recording)  # noqa: B010
+
+    # WHEN the worker handles it
+    failed = call_worker(worker, {"Records": [record]})
+
+    # THEN it is retried later: hidden for the platform's Retry-After, or for an exponential backoff
+    assert failed == {record["messageId"]}
+    assert [item["VisibilityTimeout"] for item in changes] == [hidden_for]
+    assert queues.sqs.receive_message(QueueUrl=queues.work_url).get("Messages", []) == []
 
 
 def test_worker_parks_a_retryable_failure_on_the_last_receive(worker: ModuleType, table: Table, queues: Queues) -> None:

@@ -49,6 +49,10 @@ class WorkerSettings(Settings):
 
     api_token_secret_arn: str = Field(min_length=1)
     dead_letter_queue_url: str = Field(pattern=QUEUE_URL_PATTERN)
+    queue_url: str | None = Field(default=None, pattern=QUEUE_URL_PATTERN)
+    """The work queue itself, so a failed message can be hidden for its backoff; without it, the visibility timeout."""
+    retry_base_seconds: int = Field(default=30, ge=0, le=43_200)
+    retry_max_seconds: int = Field(default=900, ge=0, le=43_200)
     platform_base_url: str = Field(default=DEFAULT_PLATFORM_BASE_URL, pattern=r"^https?://[^\s/]+(/\S*)?$")
     stats_window_days: int = Field(default=30, ge=1, le=365)
     platform_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
