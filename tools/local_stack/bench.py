@@ -10,6 +10,7 @@ import resource
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from community_milestones.clock import utc_now
 from community_milestones.members import MemberRef
@@ -55,7 +56,8 @@ class BenchFigures:
 
 def run_bench(*, deliveries: int = 200, registered: int = 800, community_size: int = 1200) -> BenchFigures:
     """Deliver joins, drain, register more members, scan and drain, timing each step."""
-    with LocalStack(StackOptions(community_size=community_size)) as stack:
+    options = StackOptions(community_size=community_size, log_path=Path(".local-stack") / "bench.log")
+    with LocalStack(options) as stack:
         members = stack.community.members()
         round_trips: list[float] = []
         for member in members[:deliveries]:
