@@ -15,10 +15,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from community_milestones.config import WorkerSettings
-from community_milestones.errors import MilestonesError, PlatformAuthError, PlatformUnavailable
+from community_milestones.errors import KeyRefusedInBatch, MilestonesError, OutOfTime, PlatformAuthError
 from community_milestones.evaluation import MemberEvaluator
 from community_milestones.members import EvaluationRequest
 from community_milestones.queueing import DeadLetters
+from community_milestones.retries import RetryPolicy
 from community_milestones.returning_ai import ReturningAIClient
 from community_milestones.rules import load_rules
 from community_milestones.secrets import SecretValue
@@ -41,25 +42,13 @@ platform = ReturningAIClient(
     days=settings.stats_window_days,
     timeout=settings.platform_timeout_seconds,
 )
+retry_policy = RetryPolicy(base_seconds=settings.retry_base_seconds, max_seconds=settings.retry_max_seconds)
 evaluator = MemberEvaluator(
     stats=platform, rules=rules, milestones=MilestoneStore(boto3.resource("dynamodb").Table(settings.table_name))
 )
 
 
-class OutOfTime(MilestonesError):
-    """Too little of the invocation is left for another platform call; the message waits for the next one."""
-
-    retryable = True
-
-
-class KeyRefusedInBatch(MilestonesError):
-    """The platform refused the API key earlier in this batch; the rest of the batch does not call it again."""
-
-    retryable = True
-
-
 batch_state = {"key_refused": False}
-MAX_VISIBILITY_SECONDS = 43_200
 
 
 @tracer.capture_method
@@ -81,7 +70,7 @@ def evaluate_record(record: SQSRecord, lambda_context: LambdaContext | None = No
             batch_state["key_refused"] = True
         retryable = not isinstance(exc, MilestonesError) or exc.retryable
         if retryable and receive_count < settings.max_receive_count:
-            delay = retry_delay(exc, receive_count)
+            delay = retry_policy.delay(exc, receive_count)
             postpone(record, delay)
             metrics.add_metric(name="EvaluationsRetried", unit=MetricUnit.Count, value=1)
             logger.warning(
@@ -115,16 +104,6 @@ def check_budget(context: LambdaContext | None) -> None:
     needed_ms = 2 * settings.platform_timeout_seconds * 1000 + 2000
     if context is not None and context.get_remaining_time_in_millis() < needed_ms:
         raise OutOfTime(f"not attempted: less than {needed_ms:.0f} ms of the invocation was left")
-
-
-def retry_delay(exc: Exception, receive_count: int) -> int:
-    """Seconds before the next attempt: the platform's Retry-After when it gave one, else exponential backoff."""
-    if isinstance(exc, OutOfTime):
-        return 0
-    if isinstance(exc, PlatformUnavailable) and exc.retry_after is not None:
-        return min(int(exc.retry_after + 0.999), MAX_VISIBILITY_SECONDS)
-    backoff = settings.retry_base_seconds * 2 ** max(0, receive_count - 1)
-    return min(int(backoff), settings.retry_max_seconds)
 
 
 def postpone(record: SQSRecord, delay: int) -> None:

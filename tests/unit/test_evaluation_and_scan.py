@@ -13,10 +13,11 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
 
-from community_milestones.errors import PlatformUnavailable
+from community_milestones.errors import OutOfTime, PlatformUnavailable
 from community_milestones.evaluation import MemberEvaluator
 from community_milestones.members import EvaluationRequest, MemberRef, Trigger
 from community_milestones.queueing import REASON_LIMIT, DeadLetters, WorkQueue
+from community_milestones.retries import RetryPolicy
 from community_milestones.returning_ai.models import ActivityStats
 from community_milestones.rules import load_rules
 from community_milestones.scanning import MemberScan, ScanSummary
@@ -513,3 +514,24 @@ def test_park_keeps_the_reason_within_bounds(queues: Queues, reason: str, stored
     # THEN the stored reason is bounded and never empty
     (message,) = receive_all(queues.sqs, queues.dead_letter_url)
     assert message["MessageAttributes"]["failure_reason"]["StringValue"] == stored
+
+
+@pytest.mark.parametrize(
+    ("failure", "receive_count", "expected"),
+    [
+        pytest.param(PlatformUnavailable("503"), 1, 30, id="first"),
+        pytest.param(PlatformUnavailable("503"), 2, 60, id="second"),
+        pytest.param(PlatformUnavailable("503"), 9, 900, id="capped"),
+        pytest.param(PlatformUnavailable("429", retry_after=7.2), 9, 8, id="retry-after-wins"),
+        pytest.param(PlatformUnavailable("429", retry_after=10**9), 1, 43_200, id="retry-after-capped"),
+        pytest.param(OutOfTime("no time"), 4, 0, id="out-of-time-at-once"),
+    ],
+)
+def test_retry_policy_backs_off_unless_the_platform_says_when(
+    failure: Exception, receive_count: int, expected: int
+) -> None:
+    # GIVEN the default policy
+    policy = RetryPolicy()
+
+    # WHEN a failure on the nth receive asks for a delay, THEN it is the Retry-After or the doubled backoff
+    assert policy.delay(failure, receive_count) == expected

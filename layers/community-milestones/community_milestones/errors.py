@@ -10,6 +10,9 @@ The hierarchy lets callers catch by kind::
     │   ├── DeliveryUnauthorized    the shared key is missing or wrong (401)
     │   ├── MalformedDelivery       the body cannot be used (400)
     │   └── DeliveryTooLarge        the body is too large to be a delivery (413)
+    ├── EvaluationDeferred          an evaluation was not attempted in this invocation; it waits on the queue
+    │   ├── OutOfTime               too little of the invocation was left
+    │   └── KeyRefusedInBatch       the API key was refused earlier in the batch
     └── PlatformError               a call to the Returning.AI API failed
         ├── PlatformAuthError       401 or 403: the API key is invalid, expired or lacks a permission
         ├── PlatformRequestRejected 400: the platform refused the request as sent
@@ -68,6 +71,20 @@ class DeliveryTooLarge(DeliveryError):
     """The delivery body is larger than any delivery the platform sends."""
 
     status_code = 413
+
+
+class EvaluationDeferred(MilestonesError):
+    """An evaluation was not attempted in this invocation and waits on the queue for the next one."""
+
+    retryable = True
+
+
+class OutOfTime(EvaluationDeferred):
+    """Too little of the invocation was left for another platform call."""
+
+
+class KeyRefusedInBatch(EvaluationDeferred):
+    """The platform refused the API key earlier in the batch, so the rest of the batch does not call it."""
 
 
 class PlatformError(MilestonesError):
