@@ -16,7 +16,7 @@ from botocore.stub import ANY, Stubber
 from community_milestones.errors import OutOfTime, PlatformUnavailable
 from community_milestones.evaluation import MemberEvaluator
 from community_milestones.members import EvaluationRequest, MemberRef, Trigger
-from community_milestones.queueing import REASON_LIMIT, DeadLetters, WorkQueue
+from community_milestones.queueing import REASON_LIMIT, DeadLetters, WorkQueue, sqs_text
 from community_milestones.retries import RetryPolicy
 from community_milestones.returning_ai.models import ActivityStats
 from community_milestones.rules import load_rules
@@ -535,3 +535,11 @@ def test_retry_policy_backs_off_unless_the_platform_says_when(
 
     # WHEN a failure on the nth receive asks for a delay, THEN it is the Retry-After or the doubled backoff
     assert policy.delay(failure, receive_count) == expected
+
+
+def test_a_reason_with_characters_sqs_refuses_is_cleaned() -> None:
+    # GIVEN a platform error text holding a NUL, an escape and a lone surrogate
+    reason = "bad\x00gateway\x1b[0m \udc00 ok"
+
+    # WHEN it becomes a dead-letter attribute, THEN only characters SQS accepts remain
+    assert sqs_text(reason) == "bad?gateway?[0m ? ok"

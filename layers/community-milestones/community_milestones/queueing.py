@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -71,9 +72,17 @@ class DeadLetters:
     def park(self, body: str, *, reason: str, kind: str, source_message_id: str, receive_count: int) -> None:
         """Send the original body, with the reason, kind, source message id and receive count as attributes."""
         attributes: dict[str, MessageAttributeValueTypeDef] = {
-            "failure_reason": {"DataType": "String", "StringValue": reason[:REASON_LIMIT] or "unknown"},
+            "failure_reason": {"DataType": "String", "StringValue": sqs_text(reason)[:REASON_LIMIT] or "unknown"},
             "failure_kind": {"DataType": "String", "StringValue": kind},
             "source_message_id": {"DataType": "String", "StringValue": source_message_id},
             "receive_count": {"DataType": "Number", "StringValue": str(receive_count)},
         }
         self._sqs.send_message(QueueUrl=self._queue_url, MessageBody=body, MessageAttributes=attributes)
+
+
+_SQS_DISALLOWED = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def sqs_text(text: str) -> str:
+    """The text with every character SQS refuses in a message replaced by `?`."""
+    return _SQS_DISALLOWED.sub("?", text)
