@@ -10,7 +10,7 @@ import pytest
 from local_stack.aws import LocalResources, resolve_environment
 from local_stack.front import http_api_event
 from local_stack.functions import FUNCTIONS_DIR
-from local_stack.stack import local_path, sqs_record
+from local_stack.stack import function_environments, local_path, sqs_record
 from local_stack.template import function_environment, load_template
 
 RESOURCES = LocalResources(
@@ -91,3 +91,20 @@ def test_sqs_record_has_the_shape_lambda_gives_the_worker() -> None:
     assert record["attributes"]["ApproximateReceiveCount"] == "3"
     assert record["messageAttributes"]["a"]["stringValue"] == "v"
     assert record["eventSource"] == "aws:sqs"
+
+
+def test_the_readme_rules_recipe_points_the_local_worker_at_its_folder() -> None:
+    # GIVEN the template with RULES_FILE set for the worker as the README says
+    template = load_template()
+    template["Resources"]["WorkerFunction"]["Properties"]["Environment"]["Variables"]["RULES_FILE"] = (
+        "/var/task/rules.yaml"
+    )
+
+    # WHEN the local stack builds the functions' environments
+    environments = function_environments(template, RESOURCES, {"PlatformBaseUrl": "http://127.0.0.1:2/apis/v1"})
+
+    # THEN the worker reads the file from functions/worker, and each function gets only its own variables
+    assert environments["worker"]["RULES_FILE"] == str(FUNCTIONS_DIR / "worker" / "rules.yaml")
+    assert "RULES_FILE" not in environments["scan"]
+    assert "WEBHOOK_KEY_SECRET_ARN" not in environments["worker"]
+    assert environments["webhook"]["WEBHOOK_KEY_SECRET_ARN"] == "arn:webhook"

@@ -27,7 +27,7 @@ from local_stack.community import SeededCommunity
 from local_stack.front import HttpApiFront
 from local_stack.functions import FUNCTIONS_DIR, LocalContext, load_function
 from local_stack.standin import ReturningAIStandin, StandinConfig
-from local_stack.template import function_environment, load_template
+from local_stack.template import function_environment, function_properties, load_template
 
 WEBHOOK_PATH = "/webhooks/user-joins-server"
 FUNCTIONS = {"webhook": "WebhookFunction", "worker": "WorkerFunction", "scan": "ScanFunction"}
@@ -71,6 +71,7 @@ class LocalStack:
         self._saved_environ: dict[str, str] | None = None
         self._log: IO[str] | None = None
         self.functions: dict[str, ModuleType] = {}
+        self.timeouts: dict[str, float] = {}
 
     # -- start and stop ---------------------------------------------------------------
 
@@ -117,16 +118,21 @@ class LocalStack:
         self.table = self.session.resource("dynamodb").Table(self.resources.table_name)
 
     def _load_functions(self) -> None:
+        """Import each function as a cold start, with exactly its own environment from the template."""
         template = load_template()
         parameters = {"PlatformBaseUrl": self.standin.base_url, **self.options.parameters}
+        environments = function_environments(template, self.resources, parameters, log_level=self.options.log_level)
+        shared = dict(os.environ)
         for name, logical_id in FUNCTIONS.items():
-            environment = resolve_environment(function_environment(template, logical_id), self.resources, parameters)
-            environment = {name: local_path(value, name_of_function=name) for name, value in environment.items()}
-            environment["POWERTOOLS_LOG_LEVEL"] = self.options.log_level
-            environment["POWERTOOLS_TRACE_DISABLED"] = "true"
-            os.environ.update(environment)
-            with self._function_output():
-                self.functions[name] = load_function(name)
+            self.timeouts[name] = float(function_properties(template, logical_id)["Timeout"])
+            os.environ.clear()
+            os.environ.update({**shared, **environments[name]})
+            try:
+                with self._function_output():
+                    self.functions[name] = load_function(name)
+            finally:
+                os.environ.clear()
+                os.environ.update(shared)
 
     @contextlib.contextmanager
     def _function_output(self) -> Iterator[None]:
@@ -140,14 +146,18 @@ class LocalStack:
 
     # -- invoking the functions as Lambda would ------------------------------------------
 
-    def invoke(self, name: str, event: dict[str, Any], *, timeout_seconds: float = 30.0) -> Any:
-        """Invoke one function with an event, one invocation at a time like a single Lambda instance."""
-        context = LocalContext(function_name=f"community-milestones-{name}", timeout_seconds=timeout_seconds)
+    def invoke(self, name: str, event: dict[str, Any], *, timeout_seconds: float | None = None) -> Any:
+        """Invoke one function with an event, one invocation at a time like a single Lambda instance.
+
+        The context counts down from the function's timeout in the template unless another is given.
+        """
+        timeout = self.timeouts[name] if timeout_seconds is None else timeout_seconds
+        context = LocalContext(function_name=f"community-milestones-{name}", timeout_seconds=timeout)
         with self._invoke_lock, self._function_output():
             return self.functions[name].handler(event, context)
 
     def _invoke_webhook(self, event: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self.invoke("webhook", event, timeout_seconds=10)
+        result: dict[str, Any] = self.invoke("webhook", event)
         return result
 
     @property
@@ -205,7 +215,7 @@ class LocalStack:
                     )
         return report
 
-    def scan(self, *, timeout_seconds: float = 300.0) -> dict[str, Any]:
+    def scan(self, *, timeout_seconds: float | None = None) -> dict[str, Any]:
         """Invoke the scan as EventBridge Scheduler does, with the template's input."""
         result: dict[str, Any] = self.invoke("scan", {"source": "schedule"}, timeout_seconds=timeout_seconds)
         return result
@@ -235,7 +245,7 @@ class LocalStack:
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def dead_letters(self) -> list[dict[str, Any]]:
-        """The messages waiting in the work dead-letter queue, with their attributes (left in place)."""
+        """The messages waiting in the work dead-letter queue, with their attributes; they stay there, visible."""
         messages: list[dict[str, Any]] = []
         while True:
             batch = self.sqs.receive_message(
@@ -245,8 +255,15 @@ class LocalStack:
                 VisibilityTimeout=30,
             ).get("Messages", [])
             if not batch:
-                return messages
+                break
             messages.extend(batch)  # type: ignore[arg-type]
+        for message in messages:
+            self.sqs.change_message_visibility(
+                QueueUrl=self.resources.work_dead_letter_queue_url,
+                ReceiptHandle=message["ReceiptHandle"],
+                VisibilityTimeout=0,
+            )
+        return messages
 
     def queue_depth(self, queue_url: str) -> int:
         """Messages in a queue, visible or in flight."""
@@ -254,6 +271,20 @@ class LocalStack:
             QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         )["Attributes"]
         return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def function_environments(
+    template: dict[str, Any], resources: LocalResources, parameters: dict[str, str], *, log_level: str = "INFO"
+) -> dict[str, dict[str, str]]:
+    """Each function's environment as the template declares it, resolved against the local resources."""
+    environments: dict[str, dict[str, str]] = {}
+    for function, logical_id in FUNCTIONS.items():
+        variables = resolve_environment(function_environment(template, logical_id), resources, parameters)
+        environment = {name: local_path(value, name_of_function=function) for name, value in variables.items()}
+        environment["POWERTOOLS_LOG_LEVEL"] = log_level
+        environment["POWERTOOLS_TRACE_DISABLED"] = "true"
+        environments[function] = environment
+    return environments
 
 
 def local_path(value: str, *, name_of_function: str) -> str:
