@@ -664,3 +664,20 @@ def test_retry_after_defaults_to_the_current_time() -> None:
     # THEN it is about a minute
     assert parsed is not None
     assert 50 <= parsed <= 60
+
+
+@pytest.mark.parametrize("padding", [0, 260, 275], ids=["short", "key-straddles-the-cut", "key-ends-past-the-cut"])
+def test_no_fragment_of_a_key_survives_in_an_echoed_error(padding: int, caplog: pytest.LogCaptureFixture) -> None:
+    # GIVEN a platform whose error text echoes both the old and the rotated key, past the length limit
+    echo = f"upstream failure {'.' * padding} key={OLD_KEY} then key={NEW_KEY}"
+    recorder = Recorder(failure(401, echo))
+    client = make_client(recorder)
+
+    # WHEN the stats are fetched
+    with pytest.raises(PlatformAuthError) as caught:
+        client.fetch_activity_stats(MEMBER)
+
+    # THEN not even the start of either key is in the error
+    for key in (OLD_KEY, NEW_KEY):
+        assert key[:8] not in str(caught.value)
+    assert_keys_hidden(caught.value, caplog)

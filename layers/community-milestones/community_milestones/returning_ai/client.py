@@ -86,15 +86,15 @@ class ReturningAIClient:
             PlatformAuthError, PlatformRequestRejected, MemberNotFound, PlatformUnavailable, ContractViolation
         """
         body = {"identifier": member.identifier, "identifier_type": member.identifier_type, "days": self.days}
-        token = self._token()
-        response = self._post(STATS_PATH, body, token)
+        tokens = [self._token()]
+        response = self._post(STATS_PATH, body, tokens[0])
         if response.status_code == 401:
             fresh = self._token(refresh=True)
-            if fresh != token:
+            if fresh != tokens[0]:
                 logger.info("api key refused; the secret holds a new one, trying it")
-                token = fresh
-                response = self._post(STATS_PATH, body, token)
-        self._raise_for_status(response, member, token)
+                tokens.append(fresh)
+                response = self._post(STATS_PATH, body, fresh)
+        self._raise_for_status(response, member, tokens)
         return self._parse_stats(response)
 
     def _post(self, path: str, body: dict[str, object], token: str) -> httpx.Response:
@@ -106,12 +106,12 @@ class ReturningAIClient:
         except httpx.TransportError as exc:
             raise PlatformUnavailable(f"the platform could not be reached ({type(exc).__name__})") from exc
 
-    def _raise_for_status(self, response: httpx.Response, member: MemberRef, token: str) -> None:
+    def _raise_for_status(self, response: httpx.Response, member: MemberRef, tokens: list[str]) -> None:
         status = response.status_code
         if 200 <= status < 300:
             return
 
-        reason = _error_message(response).replace(token, "***")
+        reason = _error_message(response, hide=tokens)
         if status in (401, 403):
             what = "was refused" if status == 401 else "lacks the 'Get User Stats' permission"
             raise PlatformAuthError(f"the API key {what}: {reason}", status_code=status)
@@ -138,8 +138,11 @@ class ReturningAIClient:
             raise ContractViolation(f"the stats response breaks the contract: {describe(exc)}") from None
 
 
-def _error_message(response: httpx.Response) -> str:
-    """The `message` of an error body when there is one, else the start of the raw text."""
+def _error_message(response: httpx.Response, *, hide: list[str]) -> str:
+    """The `message` of an error body when there is one, else the raw text, without any key in it.
+
+    Keys are removed from the whole text before it is shortened, so no fragment of one survives.
+    """
     try:
         payload = response.json()
     except ValueError:
@@ -148,6 +151,8 @@ def _error_message(response: httpx.Response) -> str:
         text = str(payload["message"])
     else:
         text = response.text or response.reason_phrase
+    for token in hide:
+        text = text.replace(token, "***")
     return BEARER_PATTERN.sub("Bearer ***", text)[:300]
 
 
