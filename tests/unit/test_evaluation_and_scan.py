@@ -522,8 +522,9 @@ def test_park_keeps_the_reason_within_bounds(queues: Queues, reason: str, stored
         pytest.param(PlatformUnavailable("503"), 1, 30, id="first"),
         pytest.param(PlatformUnavailable("503"), 2, 60, id="second"),
         pytest.param(PlatformUnavailable("503"), 9, 900, id="capped"),
-        pytest.param(PlatformUnavailable("429", retry_after=7.2), 9, 8, id="retry-after-wins"),
-        pytest.param(PlatformUnavailable("429", retry_after=10**9), 1, 43_200, id="retry-after-capped"),
+        pytest.param(PlatformUnavailable("429", retry_after=599.2), 1, 600, id="retry-after-longer-than-backoff"),
+        pytest.param(PlatformUnavailable("429", retry_after=1), 3, 120, id="retry-after-shorter-than-backoff"),
+        pytest.param(PlatformUnavailable("429", retry_after=10**9), 1, 21_600, id="retry-after-capped"),
         pytest.param(OutOfTime("no time"), 4, 0, id="out-of-time-at-once"),
     ],
 )

@@ -354,9 +354,9 @@ def test_worker_reports_a_retryable_failure_for_that_message_only(
     ("failure", "receive_count", "hidden_for"),
     [
         pytest.param(PlatformUnavailable("429", status_code=429, retry_after=120), 1, 120, id="retry-after"),
-        pytest.param(PlatformUnavailable("429", status_code=429, retry_after=0.2), 1, 1, id="retry-after-rounded-up"),
+        pytest.param(PlatformUnavailable("429", status_code=429, retry_after=0.2), 1, 30, id="short-retry-after"),
         pytest.param(
-            PlatformUnavailable("429", status_code=429, retry_after=99_999), 1, 43_200, id="retry-after-capped"
+            PlatformUnavailable("429", status_code=429, retry_after=99_999), 1, 21_600, id="retry-after-capped"
         ),
         pytest.param(PlatformUnavailable("503", status_code=503), 1, 30, id="first-backoff"),
         pytest.param(PlatformUnavailable("503", status_code=503), 3, 120, id="third-backoff"),

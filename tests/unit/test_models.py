@@ -588,3 +588,40 @@ def test_a_boolean_count_breaks_the_contract() -> None:
     # WHEN it is parsed, THEN it is refused rather than counted as one
     with pytest.raises(ValidationError, match="not true or false"):
         ActivityCounts.model_validate({"messages": True, "replies": 0, "reaction": 0, "socials": 0})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        pytest.param(
+            {"RETRY_BASE_SECONDS": "600", "RETRY_MAX_SECONDS": "60"}, "RETRY_BASE_SECONDS", id="backoff-shrinks"
+        ),
+        pytest.param({"PLATFORM_TIMEOUT_SECONDS": "60"}, "PLATFORM_TIMEOUT_SECONDS", id="timeout-past-budget"),
+        pytest.param({"API_TOKEN_SECRET_ARN": "   "}, "API_TOKEN_SECRET_ARN", id="blank-secret-id"),
+        pytest.param({"QUEUE_URL": "not a url"}, "QUEUE_URL", id="bad-queue-url"),
+        pytest.param({"TABLE_NAME": "bad name!"}, "TABLE_NAME", id="bad-table-name"),
+    ],
+)
+def test_worker_settings_that_cannot_work_are_refused(overrides: dict[str, str], named: str) -> None:
+    # GIVEN a worker environment with a setting that could never work
+    # WHEN it is read, THEN a configuration error names it
+    with pytest.raises(ConfigurationError, match=named):
+        WorkerSettings.from_env(worker_environ(**overrides))
+
+
+@pytest.mark.parametrize("user_id", [pytest.param("   ", id="blank"), pytest.param("9" * 321, id="too-long")])
+def test_an_unusable_user_id_breaks_the_contract(user_id: str) -> None:
+    # GIVEN a stats response whose user id could never name a member
+    data = json.loads(FIXTURE.read_text(encoding="utf-8"))["data"]
+    data["user_id"] = user_id
+
+    # WHEN it is parsed, THEN it is refused
+    with pytest.raises(ValidationError, match="user_id"):
+        ActivityStats.model_validate(data)
+
+
+def test_an_absurd_count_breaks_the_contract() -> None:
+    # GIVEN a count no community could reach, and that DynamoDB could not store exactly
+    # WHEN it is parsed, THEN it is refused
+    with pytest.raises(ValidationError, match="less than or equal"):
+        ActivityCounts.model_validate({"messages": 10**40, "replies": 0, "reaction": 0, "socials": 0})

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 from community_milestones.errors import OutOfTime, PlatformUnavailable
 
-MAX_VISIBILITY_SECONDS = 43_200
-"""SQS hides a message for twelve hours at the most."""
+MAX_DELAY_SECONDS = 6 * 3600
+"""SQS hides a received message for twelve hours at the most, counted from the receive; half of that is safe."""
 
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Exponential backoff between attempts, unless the platform said when to come back.
+    """Exponential backoff between attempts, or longer when the platform asks for it with Retry-After.
 
     Parameters:
         base_seconds: the wait after the first failed attempt; it doubles with each further one.
@@ -31,6 +31,8 @@ class RetryPolicy:
         """Seconds to wait before the next attempt of work that failed on its `receive_count`th receive."""
         if isinstance(exc, OutOfTime):
             return 0
+        backoff = min(self.base_seconds << max(0, receive_count - 1), self.max_seconds)
         if isinstance(exc, PlatformUnavailable) and exc.retry_after is not None:
-            return min(math.ceil(exc.retry_after), MAX_VISIBILITY_SECONDS)
-        return min(self.base_seconds << max(0, receive_count - 1), self.max_seconds)
+            # A short Retry-After must not burn every attempt within seconds of a long rate limit.
+            return min(max(math.ceil(exc.retry_after), backoff), MAX_DELAY_SECONDS)
+        return backoff

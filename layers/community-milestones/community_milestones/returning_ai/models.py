@@ -10,7 +10,16 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Self
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, NonNegativeInt, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    StringConstraints,
+    model_validator,
+)
 
 
 def _not_a_boolean(value: Any) -> Any:
@@ -19,7 +28,7 @@ def _not_a_boolean(value: Any) -> Any:
     return value
 
 
-Count = Annotated[NonNegativeInt, BeforeValidator(_not_a_boolean)]
+Count = Annotated[NonNegativeInt, Field(le=2**53), BeforeValidator(_not_a_boolean)]
 """A count of actions: a whole number, possibly sent as a numeric string, never negative."""
 METRICS = ("messages", "replies", "reactions", "socials")
 
@@ -75,7 +84,7 @@ class ActivityStats(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore", coerce_numbers_to_str=True)
 
-    user_id: str = Field(min_length=1)
+    user_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320)]
     range: StatsRange
     totals: ActivityCounts
     daily_stats: list[DailyActivity] = Field(default_factory=list)
