@@ -14,8 +14,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
+from community_milestones.clock import utc_now
 from community_milestones.config import WorkerSettings
-from community_milestones.errors import KeyRefusedInBatch, MilestonesError, OutOfTime, PlatformAuthError
+from community_milestones.errors import (
+    KeyRefusedInBatch,
+    MemberNotFound,
+    MilestonesError,
+    OutOfTime,
+    PlatformAuthError,
+)
 from community_milestones.evaluation import MemberEvaluator
 from community_milestones.members import EvaluationRequest
 from community_milestones.queueing import DeadLetters
@@ -23,7 +30,7 @@ from community_milestones.retries import RetryPolicy
 from community_milestones.returning_ai import ReturningAIClient
 from community_milestones.rules import load_rules
 from community_milestones.secrets import SecretValue
-from community_milestones.storage import MilestoneStore
+from community_milestones.storage import MemberStore, MilestoneStore
 
 settings = WorkerSettings.from_env()
 rules = load_rules(settings.rules_file)
@@ -43,12 +50,12 @@ platform = ReturningAIClient(
     timeout=settings.platform_timeout_seconds,
 )
 retry_policy = RetryPolicy(base_seconds=settings.retry_base_seconds, max_seconds=settings.retry_max_seconds)
-evaluator = MemberEvaluator(
-    stats=platform, rules=rules, milestones=MilestoneStore(boto3.resource("dynamodb").Table(settings.table_name))
-)
+table = boto3.resource("dynamodb").Table(settings.table_name)
+members = MemberStore(table)
+evaluator = MemberEvaluator(stats=platform, rules=rules, milestones=MilestoneStore(table))
 
 
-batch_state = {"key_refused": False}
+batch_state: dict[str, str | None] = {"key_refused": None}
 
 
 @tracer.capture_method
@@ -67,7 +74,7 @@ def evaluate_record(record: SQSRecord, lambda_context: LambdaContext | None = No
         outcome = evaluator.evaluate(request)
     except Exception as exc:
         if isinstance(exc, PlatformAuthError):
-            batch_state["key_refused"] = True
+            batch_state["key_refused"] = str(exc)
         retryable = not isinstance(exc, MilestonesError) or exc.retryable
         if retryable and receive_count < settings.max_receive_count:
             delay = retry_policy.delay(exc, receive_count)
@@ -78,6 +85,8 @@ def evaluate_record(record: SQSRecord, lambda_context: LambdaContext | None = No
                 extra={"reason": str(exc), "attempt": receive_count, "retry_in_seconds": delay},
             )
             raise
+        if isinstance(exc, MemberNotFound):
+            members.retire(request.member, now=utc_now(), reason=str(exc))
         park(record, str(exc) or type(exc).__name__, type(exc).__name__)
         return
     finally:
@@ -99,7 +108,7 @@ def evaluate_record(record: SQSRecord, lambda_context: LambdaContext | None = No
 def check_budget(context: LambdaContext | None) -> None:
     """Refuse to start an evaluation that could outlive the invocation, or that a refused key would fail."""
     if batch_state["key_refused"]:
-        raise KeyRefusedInBatch("not attempted: the platform refused the API key earlier in this batch")
+        raise KeyRefusedInBatch(f"not attempted, as earlier in this batch {batch_state['key_refused']}")
     # A stats call may take two requests (a refused key is re-read once), plus the writes.
     needed_ms = 2 * settings.platform_timeout_seconds * 1000 + 2000
     if context is not None and context.get_remaining_time_in_millis() < needed_ms:
@@ -136,5 +145,5 @@ def park(record: SQSRecord, reason: str, kind: str) -> None:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     """Lambda entry point for the SQS event source; reports failures per message."""
-    batch_state["key_refused"] = False
+    batch_state["key_refused"] = None
     return process_partial_response(event=event, record_handler=evaluate_record, processor=processor, context=context)

@@ -426,6 +426,24 @@ def test_worker_parks_permanent_failures_at_once(worker: ModuleType, table: Tabl
     assert kinds == {"MemberNotFound", "MalformedMessage"}
 
 
+def test_worker_retires_a_member_the_platform_does_not_know(worker: ModuleType, table: Table, queues: Queues) -> None:
+    # GIVEN a registered member the platform answers 404 for
+    MemberStore(table).register(MemberRef(identifier="188055"), now=utc_now(), event_type="user-joins-server")
+    use_stats(worker, table, FakeStats({"188055": MemberNotFound("User not found", status_code=404)}))
+    event = sample("worker-evaluate.json")
+    event["Records"] = event["Records"][:1]
+
+    # WHEN the worker handles its evaluation
+    failed = call_worker(worker, event)
+
+    # THEN the work is dead-lettered and the member leaves the scans instead of failing every period
+    assert failed == set()
+    assert len(messages(queues, queues.dead_letter_url)) == 1
+    profile = table.get_item(Key={"pk": "MEMBER#userId#188055", "sk": "PROFILE"})["Item"]
+    assert "next_scan_at" not in profile
+    assert "User not found" in str(profile["retired_reason"])
+
+
 def test_worker_refuses_rules_the_window_cannot_reach(
     monkeypatch: pytest.MonkeyPatch, worker: ModuleType, tmp_path: Path
 ) -> None:

@@ -394,3 +394,26 @@ def test_reached_ids_reads_every_page(table: Table) -> None:
     # WHEN the reached milestones are listed
     # THEN all of them are found
     assert milestones.reached_ids(ADA) == ids
+
+
+def test_a_retired_member_leaves_the_scans_until_it_joins_again(table: Table) -> None:
+    # GIVEN a registered member the platform turned out not to know
+    members = MemberStore(table)
+    members.register(ADA, now=NOW, event_type="user-joins-server")
+    members.retire(ADA, now=NOW, reason="the platform does not know member userId#188055")
+
+    # WHEN scans look for due members, THEN it is not among them, and its profile says why
+    assert all_due(members, NOW + timedelta(days=30)) == []
+    assert str(profile(table, ADA)["retired_reason"]).startswith("the platform does not know")
+
+    # WHEN a new delivery registers it again, THEN it is due once more and no longer retired
+    members.register(ADA, now=NOW + timedelta(days=1), event_type="user-joins-server")
+    assert [due.member for due in all_due(members, NOW + timedelta(days=1))] == [ADA]
+    assert "retired_at" not in profile(table, ADA)
+
+
+def test_retiring_an_unregistered_member_writes_nothing(table: Table) -> None:
+    # GIVEN an empty table
+    # WHEN a member that was never registered is retired, THEN no profile appears
+    MemberStore(table).retire(ADA, now=NOW, reason="unknown")
+    assert table.scan()["Items"] == []

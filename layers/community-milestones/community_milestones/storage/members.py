@@ -59,7 +59,7 @@ class MemberStore:
 
         self._table.update_item(
             Key={"pk": member_pk(member), "sk": PROFILE_SK},
-            UpdateExpression="SET " + ", ".join(assignments),
+            UpdateExpression="SET " + ", ".join(assignments) + " REMOVE retired_at, retired_reason",
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
@@ -115,6 +115,19 @@ class MemberStore:
                 UpdateExpression="SET next_scan_at = :seen",
                 ConditionExpression="next_scan_at = :claimed",
                 ExpressionAttributeValues={":seen": due.next_scan_at, ":claimed": claimed_next_scan_at},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def retire(self, member: MemberRef, *, now: datetime, reason: str) -> None:
+        """Take a member the platform does not know out of the scans; a new delivery registers it again."""
+        try:
+            self._table.update_item(
+                Key={"pk": member_pk(member), "sk": PROFILE_SK},
+                UpdateExpression="REMOVE scan_shard, next_scan_at SET retired_at = :now, retired_reason = :reason",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":now": now.isoformat(), ":reason": reason[:300]},
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
