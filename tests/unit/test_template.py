@@ -484,3 +484,32 @@ def test_queue_attributes_insists_on_a_dead_letter_queue_when_the_template_has_o
         queue_attributes(template, "WorkQueue")
     with pytest.raises(ValueError, match="no RedrivePolicy"):
         queue_attributes(template, "ScanDeadLetterQueue", "arn:aws:sqs:us-east-1:123456789012:other")
+
+
+@pytest.mark.parametrize(
+    ("function", "allowed"),
+    [
+        ("WebhookFunction", {"dynamodb:UpdateItem"}),
+        ("WorkerFunction", {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"}),
+        ("ScanFunction", {"dynamodb:Query", "dynamodb:UpdateItem"}),
+    ],
+)
+def test_table_access_is_only_what_each_function_does(
+    template: dict[str, Any], function: str, allowed: set[str]
+) -> None:
+    # GIVEN a function's policies
+    policies = resource(template, function).get("Policies", [])
+
+    # WHEN its DynamoDB actions are collected
+    actions = {
+        action
+        for policy in policies
+        if isinstance(policy, dict) and "Statement" in policy
+        for statement in policy["Statement"]
+        for action in statement["Action"]
+        if action.startswith("dynamodb:")
+    }
+
+    # THEN they are exactly what it needs: no delete, no scan, no batch writes, no broad policy templates
+    assert actions == allowed
+    assert not [policy for policy in policies if isinstance(policy, dict) and any("DynamoDB" in key for key in policy)]
