@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -18,6 +19,8 @@ from community_milestones.storage import MemberStore
 
 settings = ScanSettings.from_env()
 logger = Logger()
+# The domain package logs through the standard library; give it this function's structured output.
+copy_config_to_registered_loggers(source_logger=logger, include={"community_milestones"})
 tracer = Tracer()
 metrics = Metrics()
 

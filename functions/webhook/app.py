@@ -10,6 +10,7 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -28,6 +29,8 @@ USER_JOINS_SERVER = "user-joins-server"
 
 settings = WebhookSettings.from_env()
 logger = Logger()
+# The domain package logs through the standard library; give it this function's structured output.
+copy_config_to_registered_loggers(source_logger=logger, include={"community_milestones"})
 tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayHttpResolver()
@@ -99,6 +102,8 @@ def correlation_id_of(event: APIGatewayProxyEventV2) -> str:
     webhook_id = (event.headers.get("webhook-id") or "").strip()
     if len(webhook_id) > MAX_ID_LENGTH:
         raise MalformedDelivery(f"the webhook-id header is longer than {MAX_ID_LENGTH} characters")
+    if not webhook_id.isprintable() or not webhook_id.isascii():
+        raise MalformedDelivery("the webhook-id header holds characters other than printable ASCII")
     return webhook_id or event.request_context.request_id
 
 
@@ -110,7 +115,8 @@ def raw_body(event: APIGatewayProxyEventV2) -> bytes:
             return base64.b64decode(body, validate=True)
         except ValueError:
             raise MalformedDelivery("the body is not valid base64") from None
-    return body.encode("utf-8", errors="surrogateescape")
+    # A lone surrogate cannot come off the wire as text; kept as bytes, it fails JSON decoding: a 400.
+    return body.encode("utf-8", errors="surrogatepass")
 
 
 def _json(status: int, body: dict[str, Any]) -> Response[str]:

@@ -6,6 +6,7 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -37,6 +38,8 @@ rules = load_rules(settings.rules_file)
 rules.check_window(settings.stats_window_days)
 
 logger = Logger()
+# The domain package logs through the standard library; give it this function's structured output.
+copy_config_to_registered_loggers(source_logger=logger, include={"community_milestones"})
 tracer = Tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

@@ -501,3 +501,23 @@ def test_ambiguous_rules_are_refused(tmp_path: Path, document: str, reason: str)
 
     # THEN it is refused, naming the problem
     assert reason in str(raised.value)
+
+
+def test_yaml_merge_keys_share_settings_between_rules(tmp_path: Path) -> None:
+    # GIVEN a rule that reuses another through a YAML merge key and overrides keys after the merge
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "version: 1\n"
+        "milestones:\n"
+        "  - &ten {id: ten, title: Ten, kind: window_total, metric: messages, threshold: 10}\n"
+        "  - {<<: *ten, id: fifty, title: Fifty, threshold: 50}\n",
+        encoding="utf-8",
+    )
+
+    # WHEN they are loaded
+    rules = load_rules(path)
+
+    # THEN the merge is taken and the explicit keys win
+    fifty = rules.milestones[1]
+    assert isinstance(fifty, WindowTotalRule)
+    assert (fifty.id, fifty.metric, fifty.threshold) == ("fifty", "messages", 50)

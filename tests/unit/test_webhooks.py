@@ -387,3 +387,30 @@ def test_a_hostile_body_gets_a_4xx_from_the_entry_point(
     assert answered == status
     assert table.scan()["Count"] == 0
     assert receive_all(queues.sqs, queues.work_url) == []
+
+
+@pytest.mark.parametrize(
+    "webhook_id", ["abc\x01def", "msg\u200bid", "msg\nid"], ids=["control", "zero-width", "newline"]
+)
+def test_a_webhook_id_that_is_not_printable_ascii_is_refused(
+    webhook: ModuleType, table: Table, queues: Queues, webhook_id: str
+) -> None:
+    # GIVEN a delivery whose webhook-id SQS could not carry as it stands
+    headers = {"webhook-id": webhook_id}
+
+    # WHEN the webhook handles it
+    status = deliver(webhook, body=json.dumps({"userId": "188055"}), headers=headers)
+
+    # THEN it is a 400 and nothing is registered or enqueued
+    assert status == 400
+    assert table.scan()["Count"] == 0
+    assert receive_all(queues.sqs, queues.work_url) == []
+
+
+def test_a_lone_surrogate_in_the_event_body_is_a_400(webhook: ModuleType, table: Table) -> None:
+    # GIVEN an event whose body text holds a lone surrogate, as no HTTP request can carry
+    body = '{"userId": "188\ud800055"}'
+
+    # WHEN the webhook handles it, THEN it is refused, not a crash
+    assert deliver(webhook, body=body) == 400
+    assert table.scan()["Count"] == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -24,16 +25,16 @@ def count(text: str) -> int:
 def share(text: str) -> float:
     """A fraction between 0 and 1."""
     value = float(text)
-    if not 0.0 <= value <= 1.0:
+    if not 0.0 <= value <= 1.0:  # NaN fails this comparison too
         raise argparse.ArgumentTypeError(f"{value} is not between 0 and 1")
     return value
 
 
 def milliseconds(text: str) -> float:
-    """A non-negative duration."""
+    """A finite, non-negative duration."""
     value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative")
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a finite, non-negative number of milliseconds")
     return value
 
 
@@ -59,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--deliveries", type=count, default=200, help="joins delivered over HTTP (default 200)")
     bench.add_argument("--registered", type=count, default=800, help="members registered before the scan (default 800)")
     arguments = parser.parse_args(argv)
+    if arguments.command == "run":
+        try:
+            arguments.log_file.parent.mkdir(parents=True, exist_ok=True)
+            arguments.log_file.touch()
+        except OSError as exc:
+            parser.error(f"cannot write the log file {arguments.log_file}: {exc.strerror}")
     if arguments.command == "bench":
         figures = run_bench(deliveries=arguments.deliveries, registered=arguments.registered)
         print("\n".join(figures.lines()))
