@@ -53,19 +53,18 @@ def accept(event_type: str) -> Response[str]:
     verifier.verify(event.headers)
     delivery = parse_delivery(raw_body(event))
 
-    correlation_id = correlation_id_of(event)
     now = utc_now()
-    members.register(delivery.member, now=now, event_type=event_type, community_id=delivery.community_id)
-    message_id = work_queue.send(
-        EvaluationRequest(
-            member=delivery.member,
-            trigger="webhook",
-            requested_at=now,
-            correlation_id=correlation_id,
-            event_type=event_type,
-            community_id=delivery.community_id,
-        )
+    request = EvaluationRequest(
+        member=delivery.member,
+        trigger="webhook",
+        requested_at=now,
+        correlation_id=correlation_id_of(event),
+        event_type=event_type,
+        community_id=delivery.community_id,
     )
+
+    members.register(delivery.member, now=now, event_type=event_type, community_id=delivery.community_id)
+    message_id = work_queue.send(request)
 
     metrics.add_metric(name="DeliveriesAccepted", unit=MetricUnit.Count, value=1)
     logger.info("delivery accepted", extra={"event_type": event_type, "member_key": delivery.member.key})
