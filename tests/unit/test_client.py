@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +63,8 @@ class Recorder:
         answer = self._responses.pop(0) if len(self._responses) > 1 else self._responses[0]
         if isinstance(answer, Exception):
             raise answer
-        return answer
+        # A transport answers each request with a response of its own, as a server would.
+        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
 
 
 def ok() -> httpx.Response:
@@ -681,3 +685,85 @@ def test_no_fragment_of_a_key_survives_in_an_echoed_error(padding: int, caplog: 
     for key in (OLD_KEY, NEW_KEY):
         assert key[:8] not in str(caught.value)
     assert_keys_hidden(caught.value, caplog)
+
+
+class _TricklingHandler(BaseHTTPRequestHandler):
+    """Answers 200 with a valid-looking body, a few bytes at a time, slower than any deadline."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(SEED_RESPONSE)))
+        self.end_headers()
+        for start in range(0, len(SEED_RESPONSE), 16):
+            try:
+                self.wfile.write(SEED_RESPONSE[start : start + 16])
+                self.wfile.flush()
+            except OSError:
+                return
+            time.sleep(0.2)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+def test_a_trickling_answer_cannot_outlive_the_timeout() -> None:
+    # GIVEN a server on 127.0.0.1 whose every read step is quick but whose whole answer takes seconds
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _TricklingHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    client = ReturningAIClient(f"http://{host!s}:{port}/apis/v1", token=RotatingKey(), timeout=0.5)
+
+    # WHEN the stats are fetched with a half-second timeout
+    started = time.monotonic()
+    try:
+        with pytest.raises(PlatformUnavailable, match="did not finish answering"):
+            client.fetch_activity_stats(MEMBER)
+        elapsed = time.monotonic() - started
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()
+
+    # THEN the call gives up at the deadline, not when the server is done
+    assert elapsed < 1.5
+
+
+def test_an_oversized_answer_breaks_the_contract() -> None:
+    # GIVEN a platform answering with more than any stats response could hold
+    recorder = Recorder(httpx.Response(200, content=b" " * (2 * 1024 * 1024)))
+
+    # WHEN the stats are fetched, THEN it is refused without reading it all
+    with pytest.raises(ContractViolation, match="larger than"):
+        make_client(recorder).fetch_activity_stats(MEMBER)
+
+
+def test_a_request_timeout_is_retryable() -> None:
+    # GIVEN a platform answering 408
+    recorder = Recorder(failure(408, "Request Timeout"))
+
+    # WHEN the stats are fetched, THEN the failure is worth retrying
+    with pytest.raises(PlatformUnavailable) as caught:
+        make_client(recorder).fetch_activity_stats(MEMBER)
+    assert caught.value.retryable
+
+
+def test_a_key_escaped_in_a_json_body_is_hidden(caplog: pytest.LogCaptureFixture) -> None:
+    # GIVEN a key with characters JSON escapes, echoed back in a body without a `message`
+    key = "rai_live/Ab+cd=="
+    body = json.dumps({"error": {"detail": f"key {key} has expired"}}).replace("/", "\\/")
+    recorder = Recorder(httpx.Response(401, content=body.encode(), headers={"Content-Type": "application/json"}))
+    client = ReturningAIClient(
+        BASE_URL, token=lambda *, refresh=False: key, timeout=2.0, transport=httpx.MockTransport(recorder)
+    )
+
+    # WHEN the stats are fetched
+    with pytest.raises(PlatformAuthError) as caught:
+        client.fetch_activity_stats(MEMBER)
+
+    # THEN neither the key nor its escaped form is in the error
+    assert "Ab+cd" not in str(caught.value)
+    assert "Ab+cd" not in caplog.text

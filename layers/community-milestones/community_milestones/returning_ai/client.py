@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Protocol
@@ -28,6 +30,9 @@ logger = logging.getLogger(__name__)
 STATS_PATH = "users/activity/stats"
 USER_AGENT = "community-milestones/0.1"
 BEARER_PATTERN = re.compile(r"Bearer\s+\S+", re.IGNORECASE)
+FRAMING_HEADERS = {b"content-encoding", b"content-length", b"transfer-encoding"}
+MAX_RESPONSE_BYTES = 1024 * 1024
+"""A year of daily stats is tens of kilobytes; an answer past this is not a stats response."""
 MAX_RETRY_AFTER_SECONDS = 12 * 3600.0
 """SQS cannot hide a message for longer than 12 hours; a longer wait is not worth honouring."""
 
@@ -64,6 +69,7 @@ class ReturningAIClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._token = token
+        self._timeout = timeout
         self.days = days
         self._http = httpx.Client(
             base_url=base_url.rstrip("/") + "/",
@@ -98,13 +104,32 @@ class ReturningAIClient:
         return self._parse_stats(response)
 
     def _post(self, path: str, body: dict[str, object], token: str) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}"}
+        """One request that must be answered in full within the timeout.
+
+        httpx applies its timeout to each connect and read step, so a server that trickles a
+        response could hold a call far longer; reading the body against one deadline bounds it.
+        """
+        deadline = time.monotonic() + self._timeout
+        request = self._http.build_request("POST", path, json=body, headers={"Authorization": f"Bearer {token}"})
         try:
-            return self._http.post(path, json=body, headers=headers)
+            response = self._http.send(request, stream=True)
+            try:
+                content = bytearray()
+                for chunk in response.iter_bytes():
+                    content.extend(chunk)
+                    if time.monotonic() > deadline:
+                        raise PlatformUnavailable(f"the platform did not finish answering within {self._timeout:g} s")
+                    if len(content) > MAX_RESPONSE_BYTES:
+                        raise ContractViolation(f"the platform's answer is larger than {MAX_RESPONSE_BYTES} bytes")
+            finally:
+                response.close()
         except httpx.TimeoutException as exc:
             raise PlatformUnavailable(f"the platform did not answer in time ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
             raise PlatformUnavailable(f"the platform could not be reached ({type(exc).__name__})") from exc
+        # The body is decoded already: the new response must not claim an encoding or a length of its own.
+        headers = [(name, value) for name, value in response.headers.raw if name.lower() not in FRAMING_HEADERS]
+        return httpx.Response(response.status_code, headers=headers, content=bytes(content), request=request)
 
     def _raise_for_status(self, response: httpx.Response, member: MemberRef, tokens: list[str]) -> None:
         status = response.status_code
@@ -123,7 +148,7 @@ class ReturningAIClient:
             )
         if status == 404:
             raise MemberNotFound(f"the platform does not know member {member.key}: {reason}", status_code=status)
-        if status == 429 or status >= 500:
+        if status in (408, 429) or status >= 500:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             raise PlatformUnavailable(
                 f"the platform answered {status}: {reason}", status_code=status, retry_after=retry_after
@@ -152,7 +177,10 @@ def _error_message(response: httpx.Response, *, hide: list[str]) -> str:
     else:
         text = response.text or response.reason_phrase
     for token in hide:
-        text = text.replace(token, "***")
+        # The key as sent, and as a JSON body would escape it (quotes, backslashes, "\/").
+        escaped = json.dumps(token)[1:-1]
+        for form in {token, escaped, escaped.replace("/", "\\/")}:
+            text = text.replace(form, "***")
     return BEARER_PATTERN.sub("Bearer ***", text)[:300]
 
 
