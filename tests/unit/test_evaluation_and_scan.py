@@ -544,3 +544,17 @@ def test_a_reason_with_characters_sqs_refuses_is_cleaned() -> None:
 
     # WHEN it becomes a dead-letter attribute, THEN only characters SQS accepts remain
     assert sqs_text(reason) == "bad?gateway?[0m ? ok"
+
+
+def test_a_deadline_in_the_middle_of_a_page_leaves_no_member_claimed_but_unsent(table: Table, queues: Queues) -> None:
+    # GIVEN one shard's worth of due members read as a single page, and time for a few claims only
+    register(table, 40)
+    queue = WorkQueue(queues.sqs, queues.work_url)
+
+    # WHEN the deadline arrives while the page is being claimed
+    summary = run(scan(table, queue, page_size=1000), time_left_ms=allow_pages(8))
+
+    # THEN the run stops early, and every member it claimed is on the queue; the rest stay due
+    assert not summary.complete
+    assert summary.enqueued == len(enqueued_requests(queues))
+    assert len(still_due(table)) == 40 - summary.enqueued

@@ -417,3 +417,20 @@ def test_retiring_an_unregistered_member_writes_nothing(table: Table) -> None:
     # WHEN a member that was never registered is retired, THEN no profile appears
     MemberStore(table).retire(ADA, now=NOW, reason="unknown")
     assert table.scan()["Items"] == []
+
+
+def test_a_claim_retried_after_its_answer_was_lost_is_still_its_own(table: Table) -> None:
+    # GIVEN a claim that went through although its answer never reached the scan
+    members = MemberStore(table)
+    members.register(ADA, now=NOW, event_type="user-joins-server")
+    (due,) = all_due(members, NOW)
+    later = int((NOW + timedelta(hours=24)).timestamp())
+    assert members.claim(due, next_scan_at=later, now=NOW, claimant="scan-run-1")
+
+    # WHEN the same run sends the same claim again, as botocore's retry does, and another run tries too
+    retried = members.claim(due, next_scan_at=later, now=NOW, claimant="scan-run-1")
+    other = members.claim(due, next_scan_at=later, now=NOW, claimant="scan-run-2")
+
+    # THEN the retry is recognised as the run's own claim, and the other run's is refused
+    assert retried
+    assert not other

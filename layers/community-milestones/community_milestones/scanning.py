@@ -47,36 +47,46 @@ class MemberScan:
     def run(self, *, correlation_id: str, time_left_ms: Callable[[], int], safety_margin_ms: int) -> ScanSummary:
         """Scan every shard while more than `safety_margin_ms` remain."""
         summary = ScanSummary()
+
+        def out_of_time() -> bool:
+            if time_left_ms() > safety_margin_ms:
+                return False
+            summary.complete = False
+            return True
+
         for number in range(SCAN_SHARDS):
             start_key = None
             while True:
-                if time_left_ms() <= safety_margin_ms:
-                    summary.complete = False
+                if out_of_time():
                     logger.info("scan stopping before its deadline", extra={"shard": number})
                     return summary
                 due, start_key = self._members.due(
                     shard_name(number), now=self._clock(), limit=self._page_size, start_key=start_key
                 )
-                self._enqueue(due, correlation_id, summary)
+                self._enqueue(due, correlation_id, summary, out_of_time)
                 if not start_key:
                     break
         return summary
 
-    def _enqueue(self, due: list[DueMember], correlation_id: str, summary: ScanSummary) -> None:
+    def _enqueue(
+        self, due: list[DueMember], correlation_id: str, summary: ScanSummary, out_of_time: Callable[[], bool]
+    ) -> None:
         now = self._clock()
         next_scan_at = int((now + self._period).timestamp())
         claimed: list[DueMember] = []
         try:
             for member in due:
+                # Claims stop at the deadline too: what is claimed must still be sent in this run.
+                if out_of_time():
+                    break
                 summary.due += 1
-                if self._members.claim(member, next_scan_at=next_scan_at, now=now):
+                if self._members.claim(member, next_scan_at=next_scan_at, now=now, claimant=correlation_id):
                     claimed.append(member)
                 else:
                     summary.claimed_elsewhere += 1
         except Exception:
             # Claimed members would otherwise wait a whole period without being enqueued.
-            for member in claimed:
-                self._members.release(member, claimed_next_scan_at=next_scan_at)
+            self._release(claimed, next_scan_at, summary)
             raise
 
         requests = [
@@ -90,8 +100,15 @@ class MemberScan:
             for member in claimed
         ]
         refused = {request.member.key for request in self._queue.send_batch(requests)}
-        for member in claimed:
-            if member.member.key in refused:
-                self._members.release(member, claimed_next_scan_at=next_scan_at)
-                summary.released += 1
+        self._release([member for member in claimed if member.member.key in refused], next_scan_at, summary)
         summary.enqueued += len(claimed) - len(refused)
+
+    def _release(self, members: list[DueMember], next_scan_at: int, summary: ScanSummary) -> None:
+        """Make members due again; one failed release does not keep the others claimed."""
+        for member in members:
+            try:
+                self._members.release(member, claimed_next_scan_at=next_scan_at)
+            except Exception:
+                logger.exception("could not release a claimed member", extra={"member_key": member.member.key})
+                continue
+            summary.released += 1

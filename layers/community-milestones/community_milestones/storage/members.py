@@ -87,24 +87,35 @@ class MemberStore:
         ]
         return due, page.get("LastEvaluatedKey")
 
-    def claim(self, due: DueMember, *, next_scan_at: int, now: datetime) -> bool:
-        """Move the member's next scan to `next_scan_at` unless another scan already did; True when claimed."""
+    def claim(self, due: DueMember, *, next_scan_at: int, now: datetime, claimant: str = "") -> bool:
+        """Move the member's next scan to `next_scan_at` unless another scan already did; True when claimed.
+
+        `claimant` names the scan run, so a claim whose answer was lost and retried is still known as its own.
+        """
         try:
             self._table.update_item(
                 Key={"pk": member_pk(due.member), "sk": PROFILE_SK},
-                UpdateExpression="SET next_scan_at = :next, last_scanned_at = :now",
+                UpdateExpression="SET next_scan_at = :next, last_scanned_at = :now, claimed_by = :claimant",
                 ConditionExpression="next_scan_at = :seen AND next_scan_at <= :due",
                 ExpressionAttributeValues={
                     ":next": next_scan_at,
                     ":seen": due.next_scan_at,
                     ":due": int(now.timestamp()),
                     ":now": now.isoformat(),
+                    ":claimant": claimant,
                 },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            # botocore retries a call whose answer was lost; the first attempt may have been ours.
+            current: dict[str, Any] = dict(exc.response.get("Item", {}))  # type: ignore[call-overload]
+            return bool(
+                claimant
+                and current.get("claimed_by", {}).get("S") == claimant
+                and current.get("next_scan_at", {}).get("N") == str(next_scan_at)
+            )
         return True
 
     def release(self, due: DueMember, *, claimed_next_scan_at: int) -> None:
