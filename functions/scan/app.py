@@ -12,6 +12,7 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from community_milestones.aws import AWS_CONFIG
 from community_milestones.config import ScanSettings
 from community_milestones.queueing import WorkQueue
 from community_milestones.scanning import MemberScan
@@ -25,8 +26,8 @@ tracer = Tracer()
 metrics = Metrics()
 
 scan = MemberScan(
-    members=MemberStore(boto3.resource("dynamodb").Table(settings.table_name)),
-    queue=WorkQueue(boto3.client("sqs"), settings.queue_url),
+    members=MemberStore(boto3.resource("dynamodb", config=AWS_CONFIG).Table(settings.table_name)),
+    queue=WorkQueue(boto3.client("sqs", config=AWS_CONFIG), settings.queue_url),
     period=timedelta(hours=settings.scan_period_hours),
     page_size=settings.scan_page_size,
 )

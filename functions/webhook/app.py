@@ -15,6 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from community_milestones.aws import AWS_CONFIG
 from community_milestones.clock import utc_now
 from community_milestones.config import WebhookSettings
 from community_milestones.errors import ConfigurationError, DeliveryError, MalformedDelivery
@@ -35,9 +36,13 @@ tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayHttpResolver()
 
-members = MemberStore(boto3.resource("dynamodb").Table(settings.table_name))
-work_queue = WorkQueue(boto3.client("sqs"), settings.queue_url)
-webhook_key = SecretValue(settings.webhook_key_secret_arn, max_age=settings.secret_max_age_seconds)
+members = MemberStore(boto3.resource("dynamodb", config=AWS_CONFIG).Table(settings.table_name))
+work_queue = WorkQueue(boto3.client("sqs", config=AWS_CONFIG), settings.queue_url)
+webhook_key = SecretValue(
+    settings.webhook_key_secret_arn,
+    max_age=settings.secret_max_age_seconds,
+    client=boto3.client("secretsmanager", config=AWS_CONFIG),
+)
 verifier = SharedKeyVerifier(webhook_key)
 
 

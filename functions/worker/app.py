@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
+from community_milestones.aws import AWS_CONFIG
 from community_milestones.clock import utc_now
 from community_milestones.config import WorkerSettings
 from community_milestones.errors import (
@@ -44,16 +45,20 @@ tracer = Tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
-sqs = boto3.client("sqs")
+sqs = boto3.client("sqs", config=AWS_CONFIG)
 dead_letters = DeadLetters(sqs, settings.dead_letter_queue_url)
 platform = ReturningAIClient(
     settings.platform_base_url,
-    token=SecretValue(settings.api_token_secret_arn, max_age=settings.secret_max_age_seconds),
+    token=SecretValue(
+        settings.api_token_secret_arn,
+        max_age=settings.secret_max_age_seconds,
+        client=boto3.client("secretsmanager", config=AWS_CONFIG),
+    ),
     days=settings.stats_window_days,
     timeout=settings.platform_timeout_seconds,
 )
 retry_policy = RetryPolicy(base_seconds=settings.retry_base_seconds, max_seconds=settings.retry_max_seconds)
-table = boto3.resource("dynamodb").Table(settings.table_name)
+table = boto3.resource("dynamodb", config=AWS_CONFIG).Table(settings.table_name)
 members = MemberStore(table)
 evaluator = MemberEvaluator(stats=platform, rules=rules, milestones=MilestoneStore(table))
 
@@ -112,8 +117,8 @@ def check_budget(context: LambdaContext | None) -> None:
     """Refuse to start an evaluation that could outlive the invocation, or that a refused key would fail."""
     if batch_state["key_refused"]:
         raise KeyRefusedInBatch(f"not attempted, as earlier in this batch {batch_state['key_refused']}")
-    # A stats call may take two requests (a refused key is re-read once), plus the writes.
-    needed_ms = 2 * settings.platform_timeout_seconds * 1000 + 2000
+    # A stats call may take two requests (a refused key is re-read once), plus the reads and writes.
+    needed_ms = 2 * settings.platform_timeout_seconds * 1000 + 5000
     if context is not None and context.get_remaining_time_in_millis() < needed_ms:
         raise OutOfTime(f"not attempted: less than {needed_ms:.0f} ms of the invocation was left")
 
