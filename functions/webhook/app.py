@@ -68,6 +68,8 @@ def accept(event_type: str) -> Response[str]:
         community_id=delivery.community_id,
     )
 
+    logger.set_correlation_id(request.correlation_id)
+
     members.register(delivery.member, now=now, event_type=event_type, community_id=delivery.community_id)
     message_id = work_queue.send(request)
 

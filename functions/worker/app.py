@@ -78,7 +78,7 @@ def evaluate_record(record: SQSRecord, lambda_context: LambdaContext | None = No
 
     logger.append_keys(correlation_id=request.correlation_id, member_key=request.member.key, trigger=request.trigger)
     try:
-        check_budget(lambda_context)
+        check_can_start(lambda_context)
         outcome = evaluator.evaluate(request)
     except Exception as exc:
         if isinstance(exc, PlatformAuthError):
@@ -96,25 +96,24 @@ def evaluate_record(record: SQSRecord, lambda_context: LambdaContext | None = No
         if isinstance(exc, MemberNotFound):
             members.retire(request.member, now=utc_now(), reason=str(exc))
         park(record, str(exc) or type(exc).__name__, type(exc).__name__)
-        return
+    else:
+        metrics.add_metric(name="MembersEvaluated", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="MilestonesWritten", unit=MetricUnit.Count, value=len(outcome.written))
+        logger.info(
+            "member evaluated",
+            extra={
+                "owner_key": outcome.member_key,
+                "reached": outcome.reached,
+                "written": outcome.written,
+                "already_recorded": outcome.already_recorded,
+            },
+        )
     finally:
         logger.remove_keys(["correlation_id", "member_key", "trigger"])
 
-    metrics.add_metric(name="MembersEvaluated", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="MilestonesWritten", unit=MetricUnit.Count, value=len(outcome.written))
-    logger.info(
-        "member evaluated",
-        extra={
-            "member_key": outcome.member_key,
-            "reached": outcome.reached,
-            "written": outcome.written,
-            "already_recorded": outcome.already_recorded,
-        },
-    )
 
-
-def check_budget(context: LambdaContext | None) -> None:
-    """Refuse to start an evaluation that could outlive the invocation, or that a refused key would fail."""
+def check_can_start(context: LambdaContext | None) -> None:
+    """Defer an evaluation that could outlive the invocation, or that a key refused earlier in the batch would fail."""
     if batch_state["key_refused"]:
         raise KeyRefusedInBatch(f"not attempted, as earlier in this batch {batch_state['key_refused']}")
     # A stats call may take two requests (a refused key is re-read once), plus the reads and writes.

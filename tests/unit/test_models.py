@@ -459,7 +459,7 @@ def test_worker_defaults_are_applied() -> None:
     assert settings.platform_base_url == DEFAULT_PLATFORM_BASE_URL
     assert settings.stats_window_days == 30
     assert settings.platform_timeout_seconds == 10.0
-    assert settings.max_receive_count == 5
+    assert settings.max_receive_count == 8
     assert settings.secret_max_age_seconds == 300
     assert settings.rules_file is None
 

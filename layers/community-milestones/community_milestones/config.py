@@ -58,7 +58,7 @@ class WorkerSettings(Settings):
     stats_window_days: int = Field(default=30, ge=1, le=365)
     platform_timeout_seconds: float = Field(default=10.0, gt=0, le=25)
     """Two requests of this length (a refused key is re-read once) must fit the worker's 120 s with room to spare."""
-    max_receive_count: int = Field(default=5, ge=1)
+    max_receive_count: int = Field(default=8, ge=1)
     secret_max_age_seconds: int = Field(default=300, ge=0, le=86_400)
     rules_file: Path | None = None
 

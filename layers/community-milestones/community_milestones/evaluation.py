@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -11,8 +10,6 @@ from community_milestones.members import EvaluationRequest, MemberRef
 from community_milestones.returning_ai.models import ActivityStats
 from community_milestones.rules import RuleSet, evaluate
 from community_milestones.storage import MilestoneRecord, MilestoneStore
-
-logger = logging.getLogger(__name__)
 
 
 class StatsSource(Protocol):

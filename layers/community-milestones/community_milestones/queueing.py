@@ -36,8 +36,9 @@ class WorkQueue:
     def send_batch(self, requests: Sequence[EvaluationRequest]) -> list[EvaluationRequest]:
         """Enqueue requests ten at a time; returns those SQS did not accept.
 
-        A batch call that fails outright refuses its chunk and every later one, so the caller
-        knows exactly which requests never reached the queue.
+        A batch call that fails outright counts its chunk and every later one as refused. Some of
+        them may have reached the queue all the same (an answer lost on the way back): evaluating
+        a member twice is harmless, while skipping one would cost it a whole period.
         """
         refused: list[EvaluationRequest] = []
         for start in range(0, len(requests), SQS_BATCH_LIMIT):

@@ -1,8 +1,9 @@
 """Parsing of webhook bodies whose exact fields the platform does not publish.
 
-The user is accepted under any of its likely spellings (`userId`, `user_id`, `user.id`,
-`user.userId`, `id`, then `email`) and the community under `communityId`, `serverId` or
-`server_id`. Anything else in the body is ignored.
+The user is accepted under any of its likely spellings: first `userId`, `user_id`, `user.id`,
+`user.userId` or `user._id`; then `email` or `user.email`; a bare top-level `id` last, since it
+may name the event. The community is read from `communityId`, `serverId`, `server_id`,
+`community.id` or `server.id`. Anything else in the body is ignored.
 """
 
 from __future__ import annotations
@@ -76,7 +77,9 @@ def _member(payload: dict[str, Any]) -> MemberRef:
         except ValidationError as exc:
             reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
             raise MalformedDelivery(f"the user's {identifier_type} is unusable: {reason}") from None
-    raise MalformedDelivery("no user identifier found (userId, user_id, user.id, email or id)")
+    raise MalformedDelivery(
+        "no user identifier found (userId, user_id, user.id, user.userId, user._id, email, user.email or id)"
+    )
 
 
 def _first_scalar(payload: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> str | None:
