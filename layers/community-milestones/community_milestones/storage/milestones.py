@@ -105,8 +105,14 @@ class MilestoneStore:
         return True
 
     def records(self, member: MemberRef) -> list[dict[str, Any]]:
-        """The member's milestone records as stored."""
-        page = self._table.query(
-            KeyConditionExpression=Key("pk").eq(member_pk(member)) & Key("sk").begins_with(MILESTONE_SK_PREFIX)
-        )
-        return list(page.get("Items", []))
+        """The member's milestone records as stored, every page of them."""
+        items: list[dict[str, Any]] = []
+        query: dict[str, Any] = {
+            "KeyConditionExpression": Key("pk").eq(member_pk(member)) & Key("sk").begins_with(MILESTONE_SK_PREFIX)
+        }
+        while True:
+            page = self._table.query(**query)
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return items
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
