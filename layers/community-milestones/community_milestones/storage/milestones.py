@@ -77,18 +77,8 @@ class MilestoneStore:
         self._table = table
 
     def reached_ids(self, member: MemberRef) -> set[str]:
-        """The ids of the milestones already recorded for the member (one query, keys only)."""
-        reached: set[str] = set()
-        query: dict[str, Any] = {
-            "KeyConditionExpression": Key("pk").eq(member_pk(member)) & Key("sk").begins_with(MILESTONE_SK_PREFIX),
-            "ProjectionExpression": "sk",
-        }
-        while True:
-            page = self._table.query(**query)
-            reached.update(str(item["sk"]).removeprefix(MILESTONE_SK_PREFIX) for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return reached
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        """The ids of the milestones already recorded for the member (keys only)."""
+        return {str(item["sk"]).removeprefix(MILESTONE_SK_PREFIX) for item in self._query(member, projection="sk")}
 
     def record(self, record: MilestoneRecord) -> bool:
         """Write the record unless it exists; True when this call wrote it.
@@ -105,11 +95,17 @@ class MilestoneStore:
         return True
 
     def records(self, member: MemberRef) -> list[dict[str, Any]]:
-        """The member's milestone records as stored, every page of them."""
+        """The member's milestone records as stored."""
+        return self._query(member)
+
+    def _query(self, member: MemberRef, *, projection: str | None = None) -> list[dict[str, Any]]:
+        """Every milestone item of the member, page by page."""
         items: list[dict[str, Any]] = []
         query: dict[str, Any] = {
             "KeyConditionExpression": Key("pk").eq(member_pk(member)) & Key("sk").begins_with(MILESTONE_SK_PREFIX)
         }
+        if projection is not None:
+            query["ProjectionExpression"] = projection
         while True:
             page = self._table.query(**query)
             items.extend(page.get("Items", []))
