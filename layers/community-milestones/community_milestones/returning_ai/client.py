@@ -34,7 +34,7 @@ FRAMING_HEADERS = {b"content-encoding", b"content-length", b"transfer-encoding"}
 MAX_RESPONSE_BYTES = 1024 * 1024
 """A year of daily stats is tens of kilobytes; an answer past this is not a stats response."""
 MAX_RETRY_AFTER_SECONDS = 12 * 3600.0
-"""SQS cannot hide a message for longer than 12 hours; a longer wait is not worth honouring."""
+"""Keeps a parsed wait finite and plausible; how long the worker actually waits is RetryPolicy's decision."""
 
 
 class TokenProvider(Protocol):
